@@ -114,6 +114,19 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
             if std::env::var_os("EASEL_NO_GPU").is_some() {
                 return Ok(ComputeDevice::cpu("auto: EASEL_NO_GPU is set"));
             }
+            // Listing adapters is cheap; starting the runtime on a software rasteriser is not
+            // (seconds), so `auto` only starts it when a hardware adapter is listed.
+            match list_adapters() {
+                Ok(list) if !list.iter().any(|a| a.1) => {
+                    let names: Vec<&str> = list.iter().map(|a| a.0.as_str()).collect();
+                    return Ok(ComputeDevice::cpu(format!(
+                        "auto: the only wgpu adapters are software ones ({}), the CPU backend is faster",
+                        names.join(", ")
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => return Ok(ComputeDevice::cpu(format!("auto: no GPU ({e})"))),
+            }
             match probe_wgpu() {
                 Ok(found) if !found.software => Ok(ComputeDevice {
                     device: found.device.clone(),
@@ -165,18 +178,41 @@ fn probe_wgpu() -> std::result::Result<&'static WgpuFound, String> {
         .map_err(Clone::clone)
 }
 
-fn probe_wgpu_blocking() -> std::result::Result<WgpuFound, String> {
+/// The wgpu adapters the system lists: (name, is it a hardware GPU). Runs on its own thread
+/// under the probe's timeout.
+fn list_adapters() -> std::result::Result<Vec<(String, bool)>, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("easel-wgpu-list".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(list_adapters_blocking)
+                .unwrap_or_else(|_| Err("the wgpu instance panicked".into()));
+            let _ = tx.send(r);
+        })
+        .map_err(|e| format!("cannot start the probe thread: {e}"))?;
+    rx.recv_timeout(Duration::from_secs(WGPU_PROBE_TIMEOUT_SECS))
+        .unwrap_or_else(|_| Err("listing wgpu adapters timed out".into()))
+}
+
+fn list_adapters_blocking() -> std::result::Result<Vec<(String, bool)>, String> {
     use burn::tensor::wgpu::wgpu;
-    // Enumerating adapters is cheap and tells us whether a driver exists at all, before the
-    // runtime starts (which can take long on software rasterisers).
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     if adapters.is_empty() {
         return Err("no Vulkan, Metal, DX12 or GL adapter was found".into());
     }
-    let hardware = adapters
+    Ok(adapters
         .iter()
-        .any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
+        .map(|a| {
+            let info = a.get_info();
+            (info.name.clone(), info.device_type != wgpu::DeviceType::Cpu)
+        })
+        .collect())
+}
+
+fn probe_wgpu_blocking() -> std::result::Result<WgpuFound, String> {
+    use burn::tensor::wgpu::wgpu;
+    let hardware = list_adapters_blocking()?.iter().any(|a| a.1);
     let (device, setup) = Device::wgpu_options()
         .init_with_setup()
         .map_err(|e| format!("{e}"))?;

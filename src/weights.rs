@@ -148,6 +148,18 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     use burn::store::pytorch_reader::{DType, PytorchReader};
     let reader = PytorchReader::new(path)
         .map_err(|e| weights_err(path, format!("not a PyTorch state dict easel can read safely ({e})")))?;
+    // The reader never runs pickle code: a call it does not know is kept as its name. A
+    // state dict holds tensors, numbers and dictionaries only, so any other call is refused.
+    if let Ok(tree) = PytorchReader::read_pickle_data(path, None) {
+        let mut calls = Vec::new();
+        foreign_calls(&tree, &mut calls);
+        if let Some(first) = calls.first() {
+            return Err(weights_err(
+                path,
+                format!("the pickle calls {first}, which no state dict does (easel never runs pickle code; nothing was executed)"),
+            ));
+        }
+    }
     let mut out = BTreeMap::new();
     for (name, t) in reader.into_tensors() {
         let kind = match t.dtype() {
@@ -173,6 +185,22 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
         );
     }
     Ok(out)
+}
+
+/// Names of Python callables in a pickle that are not part of PyTorch's tensor format.
+fn foreign_calls(v: &burn::store::pytorch_reader::PickleValue, out: &mut Vec<String>) {
+    use burn::store::pytorch_reader::PickleValue as P;
+    match v {
+        P::Unsupported(name) => {
+            let benign = name.starts_with("torch") || name.starts_with("collections.OrderedDict") || name.starts_with("numpy");
+            if !benign && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        P::List(items) => items.iter().for_each(|i| foreign_calls(i, out)),
+        P::Dict(map) => map.values().for_each(|i| foreign_calls(i, out)),
+        _ => {}
+    }
 }
 
 /// The SHA-256 of a file, hex: the model hash reports and caches carry.
