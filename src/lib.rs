@@ -10,6 +10,8 @@ pub mod device;
 pub mod error;
 pub mod explain;
 pub mod fsutil;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod imaging;
 pub mod models;
 pub mod npy;

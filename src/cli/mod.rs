@@ -1,7 +1,9 @@
 //! Command-line parsing and the subcommands, each a thin call into the library.
 
+mod bench;
 mod convert;
 mod explain;
+mod export;
 mod predict;
 mod train;
 
@@ -41,6 +43,9 @@ impl DeviceArg {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Open the desktop app (the default with no command).
+    #[cfg(feature = "gui")]
+    Gui(GuiArgs),
     /// Print the compute device easel would use, its backend and adapter.
     Info {
         #[command(flatten)]
@@ -57,11 +62,76 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Explain one image: occlusion, gradients, IG, SmoothGrad, Grad-CAM, or an FGSM/PGD attack.
     Explain(explain::ExplainArgs),
+    /// Speed figures: predict and explanations against batch-1 forward passes in the same run.
+    Bench(bench::BenchArgs),
+    /// Write images of an IDX set as PNG files (class folders, or flat).
+    Export(export::ExportArgs),
+}
+
+#[cfg(feature = "gui")]
+#[derive(Args, Debug, Default)]
+pub struct GuiArgs {
+    /// Start on a bundled demo: `photos` (EfficientNet-Lite0) or `fashion` (small CNN).
+    #[arg(long)]
+    pub demo: Option<String>,
+    /// Open this model card instead.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// ... and these images or folders.
+    #[arg(long, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Select the first image whose name contains this.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The method shown first (saliency, gradcam, occlusion, ...).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Measure the UI thread's time per frame and print p50/p99 on exit.
+    #[arg(long)]
+    pub frame_stats: bool,
+    /// Print "easel: explanation ready" on stdout when a map arrives (for scripts).
+    #[arg(long)]
+    pub announce: bool,
+    /// auto, cpu or wgpu.
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<DeviceChoice>,
+}
+
+#[cfg(feature = "gui")]
+fn run_gui(args: GuiArgs) -> Result<ExitCode> {
+    use easel::gui::state::Demo;
+    let demo = match args.demo.as_deref() {
+        None => None,
+        Some("photos") | Some("efficientnet") => Some(Demo::Photos),
+        Some("fashion") | Some("fashion-mnist") => Some(Demo::Fashion),
+        Some(o) => anyhow::bail!("--demo '{o}': use photos or fashion"),
+    };
+    if let Some(m) = &args.method {
+        if !easel::explain::METHOD_NAMES.contains(&m.as_str()) {
+            anyhow::bail!("unknown method '{m}'");
+        }
+    }
+    easel::gui::run(easel::gui::StartOptions {
+        demo,
+        model: args.model,
+        images: args.images,
+        method: args.method,
+        image: args.image,
+        frame_stats: args.frame_stats,
+        announce: args.announce,
+        device: args.device,
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "gui")]
+        None => run_gui(GuiArgs::default()),
+        #[cfg(feature = "gui")]
+        Some(Command::Gui(args)) => run_gui(args),
+        #[cfg(not(feature = "gui"))]
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
@@ -83,6 +153,8 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Convert(args)) => convert::run(args),
         Some(Command::Explain(args)) => explain::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Export(args)) => export::run(args),
     }
 }
 

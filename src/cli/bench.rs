@@ -1,0 +1,136 @@
+//! `easel bench`: speed figures as ratios against a baseline measured in the same run:
+//! predict images/s at batch 1 against batched, and each explanation against the same number
+//! of plain forward passes at batch 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use easel::explain::{self, Method};
+use easel::imaging::{self, PreparedImage};
+use easel::models::Classifier;
+use easel::progress::Progress;
+use serde_json::json;
+
+use super::DeviceArg;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Folder with the shipped assets.
+    #[arg(long, default_value = "assets")]
+    pub assets: PathBuf,
+    /// Repetitions of each timing (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Skip EfficientNet-Lite0's occlusion (about 30 s on two cores).
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+fn median_secs(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm-up: kernels, caches
+    let mut t = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// Time `n` forward passes at batch 1 (the baseline every ratio is against).
+fn forwards_batch1(model: &Classifier, img: &PreparedImage, n: usize) -> Result<f64> {
+    let s = Instant::now();
+    for _ in 0..n {
+        model.logits(model.input_batch(&[img]))?;
+    }
+    Ok(s.elapsed().as_secs_f64())
+}
+
+struct Case {
+    name: &'static str,
+    card: PathBuf,
+    image: PathBuf,
+    batch: usize,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let device = args.device.open()?;
+    let cases = [
+        Case { name: "small CNN (Fashion-MNIST demo)", card: args.assets.join("fashion-mnist/model/card.json"), image: args.assets.join("fashion-mnist/samples/0-ankle-boot.png"), batch: 64 },
+        Case { name: "EfficientNet-Lite0", card: args.assets.join("efficientnet-lite0/card.json"), image: args.assets.join("photos/chelsea.png"), batch: 8 },
+    ];
+    let mut report = Vec::new();
+    println!("device: {}", device.info.summary());
+    for case in &cases {
+        let model = Classifier::load(&case.card, &device.device).with_context(|| format!("{}", case.card.display()))?;
+        let img = imaging::load_prepared(&case.image, &model.card.input)?;
+        let spec = &model.card.input;
+        println!("\n== {} ({}x{}x{}) ==", case.name, spec.channels, spec.height, spec.width);
+
+        // predict: batch 1 against batched
+        let n = case.batch * 2;
+        let imgs: Vec<&PreparedImage> = std::iter::repeat_n(&img, case.batch).collect();
+        let t1 = median_secs(args.repeat, || forwards_batch1(&model, &img, n).map(|_| ()))?;
+        let tb = median_secs(args.repeat, || {
+            for _ in 0..2 {
+                model.logits(model.input_batch(&imgs))?;
+            }
+            Ok(())
+        })?;
+        let (ips1, ipsb) = (n as f64 / t1, n as f64 / tb);
+        println!("predict   batch 1: {ips1:>9.1} images/s   batch {}: {ipsb:>9.1} images/s   ratio {:.2}x", case.batch, ipsb / ips1);
+        let mut entry = json!({
+            "model": case.name,
+            "predict_images_per_sec_batch1": ips1,
+            "predict_images_per_sec_batched": ipsb,
+            "predict_batch": case.batch,
+        });
+
+        // explanations against the same number of batch-1 forwards
+        let side = spec.height.min(spec.width);
+        let mut methods: Vec<(&str, Method, usize)> = Vec::new();
+        let occ = Method::default_for("occlusion", spec.height, spec.width)?;
+        let windows = match &occ {
+            Method::Occlusion(p) => p.windows(spec.height, spec.width).len() + 1,
+            _ => unreachable!(),
+        };
+        if !(args.quick && side > 64) {
+            methods.push(("occlusion", occ, windows));
+        }
+        methods.push(("saliency", Method::Saliency, 1));
+        let ig = Method::default_for("ig", spec.height, spec.width)?;
+        methods.push(("ig-50", ig, 52));
+        for (name, method, forwards) in methods {
+            let reps = if name == "occlusion" && side > 64 { 1 } else { args.repeat };
+            let t_method = median_secs(reps, || {
+                explain::explain(&model, &img, &method, None, Progress::none(), &mut |_, _, _| {})?;
+                Ok(())
+            })?;
+            let t_base = median_secs(reps, || forwards_batch1(&model, &img, forwards).map(|_| ()))?;
+            println!(
+                "{name:<9} {:>9.1} ms   {forwards} forwards at batch 1: {:>9.1} ms   ratio {:.2}x",
+                t_method * 1e3,
+                t_base * 1e3,
+                t_base / t_method
+            );
+            entry[format!("{name}_ms")] = json!(t_method * 1e3);
+            entry[format!("{name}_baseline_forwards")] = json!(forwards);
+            entry[format!("{name}_baseline_ms")] = json!(t_base * 1e3);
+        }
+        report.push(entry);
+    }
+    if let Some(p) = &args.json {
+        let v = json!({"device": device.info, "results": report});
+        easel::fsutil::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

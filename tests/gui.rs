@@ -1,0 +1,131 @@
+//! The real panels, driven by `egui_kittest` (no display, no GPU): open a demo, select an
+//! image, choose each method by its label and see its overlay arrive, cancel a running
+//! occlusion, and survive a corrupt file with a banner.
+#![cfg(feature = "gui")]
+
+use std::time::{Duration, Instant};
+
+use easel::device::DeviceChoice;
+use easel::gui::state::Demo;
+use easel::gui::{EaselApp, StartOptions};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn harness(demo: Demo) -> Harness<'static, EaselApp> {
+    Harness::builder()
+        .with_size(eframe::egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| {
+            EaselApp::new(&cc.egui_ctx, None, StartOptions { demo: Some(demo), device: Some(DeviceChoice::Cpu), ..Default::default() })
+        })
+}
+
+/// Step the UI until `done` holds (the worker runs on its own thread meanwhile).
+fn wait_for(h: &mut Harness<'static, EaselApp>, what: &str, secs: u64, done: impl Fn(&EaselApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}; errors: {:?}", h.state().rt.errors);
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+}
+
+fn map_of(app: &EaselApp) -> Option<&'static str> {
+    app.rt.explain.result.as_ref().filter(|_| app.rt.explain.job.is_none()).map(|r| r.method.name())
+}
+
+#[test]
+fn fashion_demo_explains_every_method_by_its_label() {
+    let mut h = harness(Demo::Fashion);
+    wait_for(&mut h, "the demo's first map", 60, |a| a.rt.images.len() == 10_000 && map_of(a).is_some());
+    assert!(h.state().rt.errors.is_empty(), "{:?}", h.state().rt.errors);
+
+    // select another image by its row label
+    h.get_by_label("#1 · Pullover").click();
+    wait_for(&mut h, "image #1", 30, |a| a.rt.current.as_ref().is_some_and(|c| c.index == 1) && map_of(a).is_some());
+    assert_eq!(h.state().state.selected, 1);
+
+    for (label, name) in [
+        ("Occlusion", "occlusion"),
+        ("Saliency (|gradient|)", "saliency"),
+        ("Gradient (signed)", "gradient"),
+        ("Gradient x input", "grad-x-input"),
+        ("Integrated gradients", "ig"),
+        ("SmoothGrad", "smoothgrad"),
+        ("VarGrad", "vargrad"),
+        ("Grad-CAM", "gradcam"),
+    ] {
+        h.get_by_label(label).click();
+        wait_for(&mut h, label, 60, |a| map_of(a) == Some(name));
+        let app = h.state();
+        let r = app.rt.explain.result.as_ref().unwrap();
+        assert!(app.rt.explain.shown.is_some(), "{label}: an overlay texture is on screen");
+        assert!(r.map.values.iter().any(|v| *v != 0.0), "{label}: the map is not empty");
+        assert_eq!(r.target, app.rt.current.as_ref().unwrap().top[0].class_index, "{label}: explains the predicted class");
+    }
+
+    // clicking another class explains that class
+    let second = h.state().rt.current.as_ref().unwrap().top[1].clone();
+    h.get_by_label(&format!("{:>5.1}%  {}", second.probability * 100.0, second.class)).click();
+    wait_for(&mut h, "the runner-up's map", 30, |a| a.rt.explain.result.as_ref().is_some_and(|r| r.target == second.class_index) && a.rt.explain.job.is_none());
+
+    // arrow keys move between images
+    h.key_press(eframe::egui::Key::ArrowDown);
+    wait_for(&mut h, "the next image", 30, |a| a.rt.current.as_ref().is_some_and(|c| c.index == 2));
+}
+
+#[test]
+fn a_running_occlusion_can_be_cancelled_and_the_old_map_stays() {
+    let mut h = harness(Demo::Photos);
+    wait_for(&mut h, "the photos demo", 90, |a| a.rt.images.len() == 4 && map_of(a) == Some("gradcam"));
+    h.get_by_label("Occlusion").click();
+    wait_for(&mut h, "occlusion to start", 30, |a| a.rt.explain.job.is_some() && a.rt.explain.progress.0 > 0);
+    assert!(h.state().rt.explain.stale, "the previous map stays on screen, dimmed");
+    h.get_by_label("Cancel").click();
+    wait_for(&mut h, "the cancel", 30, |a| a.rt.explain.job.is_none());
+    let app = h.state();
+    assert_eq!(app.rt.explain.result.as_ref().unwrap().method.name(), "gradcam", "no occlusion result arrived");
+    assert!(app.rt.explain.shown.is_some());
+}
+
+#[test]
+fn a_corrupt_file_raises_the_banner_and_the_app_stays_usable() {
+    let dir = std::env::temp_dir().join(format!("easel-gui-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("broken.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+
+    let mut h = harness(Demo::Fashion);
+    wait_for(&mut h, "the demo", 60, |a| map_of(a).is_some());
+    h.state_mut().rt.commands.push(easel::gui::app::Command::OpenImages(vec![bad.clone()]));
+    wait_for(&mut h, "the error", 30, |a| !a.rt.errors.is_empty());
+    let _banner = h.get_by_label_contains("not a readable image");
+    h.get_by_label("Dismiss").click();
+    h.step();
+    assert!(h.state().rt.errors.is_empty());
+
+    // still usable: the other demo loads and explains
+    h.get_by_label("Fashion-MNIST").click();
+    wait_for(&mut h, "the demo again", 60, |a| a.rt.images.len() == 10_000 && map_of(a).is_some());
+
+    // a wrong weights file also only raises the banner
+    h.state_mut().rt.commands.push(easel::gui::app::Command::OpenModel(dir.join("nothing.json")));
+    wait_for(&mut h, "the model error", 30, |a| !a.rt.errors.is_empty());
+    assert!(h.state().rt.model.is_some(), "the loaded model is kept");
+}
+
+#[test]
+fn settings_survive_a_restart() {
+    let mut state = easel::gui::state::State::default();
+    state.method = "ig".into();
+    state.render.alpha = 0.8;
+    state.selected = 42;
+    let text = serde_json::to_string(&state).unwrap();
+    let back: easel::gui::state::State = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.method, "ig");
+    assert_eq!(back.render.alpha, 0.8);
+    assert_eq!(back.selected, 42);
+    // an older file with fewer fields still loads
+    let partial: easel::gui::state::State = serde_json::from_str(r#"{"method": "saliency"}"#).unwrap();
+    assert_eq!(partial.method, "saliency");
+}
