@@ -8,11 +8,13 @@ pub mod card;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod evaluate;
 pub mod explain;
 pub mod fsutil;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod imaging;
+pub mod metrics;
 pub mod models;
 pub mod npy;
 pub mod predict;

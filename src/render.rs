@@ -309,11 +309,13 @@ fn with_colour_bar(img: RgbaImage, opts: &RenderOptions, threshold: f32) -> Rgba
     let labels = colour_bar_labels(opts, threshold);
     let text_w = labels.iter().map(|(_, s)| s.len() as u32 * 4 * glyph).max().unwrap_or(0);
     let pad = 6u32;
+    // room above and below the bar for the end labels
+    let margin = 5 * glyph / 2 + 2;
     let out_h = h.max(60);
     let mut out = RgbaImage::from_pixel(w + pad + bar_w + 4 + text_w + pad, out_h, Rgba([255, 255, 255, 255]));
     image::imageops::overlay(&mut out, &img, 0, 0);
-    let top = 4u32;
-    let bar_h = out_h - 8;
+    let top = margin;
+    let bar_h = out_h - 2 * margin;
     let signed = opts.sign == Sign::All;
     for y in 0..bar_h {
         let t = 1.0 - y as f32 / (bar_h - 1).max(1) as f32;
@@ -325,7 +327,7 @@ fn with_colour_bar(img: RgbaImage, opts: &RenderOptions, threshold: f32) -> Rgba
     }
     for (pos, text) in labels {
         let y = top + ((1.0 - pos) * (bar_h - 1) as f32) as u32;
-        let ty = y.saturating_sub(5 * glyph / 2).min(out_h - 5 * glyph);
+        let ty = y.saturating_sub(5 * glyph / 2).min(out_h - 5 * glyph - 1);
         draw_text(&mut out, w + pad + bar_w + 4, ty, &text, glyph);
     }
     out

@@ -129,3 +129,33 @@ fn settings_survive_a_restart() {
     let partial: easel::gui::state::State = serde_json::from_str(r#"{"method": "saliency"}"#).unwrap();
     assert_eq!(partial.method, "saliency");
 }
+
+#[test]
+fn dataset_view_cells_open_their_images_and_costs_change_the_total() {
+    let mut h = harness(Demo::Fashion);
+    wait_for(&mut h, "the demo", 60, |a| a.rt.images.len() == 10_000 && map_of(a).is_some());
+    h.get_by_label("Dataset").click();
+    wait_for(&mut h, "the evaluation", 120, |a| a.rt.dataset.derived.is_some());
+
+    let (count, classes) = {
+        let d = h.state().rt.dataset.derived.as_ref().unwrap();
+        (d.report.confusion.counts[6][0], d.preds.classes.clone())
+    };
+    assert!(count > 0);
+    h.get_by_label(&format!("true {} predicted {}", classes[6], classes[0])).click();
+    wait_for(&mut h, "the gallery", 10, |a| !a.rt.dataset.gallery.is_empty());
+    let app = h.state();
+    assert_eq!(app.rt.dataset.gallery.len(), count, "the gallery holds exactly the cell's images");
+    let p = &app.rt.dataset.derived.as_ref().unwrap().preds;
+    assert!(app.rt.dataset.gallery.iter().all(|&i| p.labels[i] == 6 && p.preds[i] == 0));
+    let _title = h.get_by_label_contains(&format!("{count} images"));
+
+    // make missing a Shirt (predicting T-shirt/top for one) cost 25 instead of 1
+    let before = h.state().rt.dataset.derived.as_ref().unwrap().report.cost_argmax.as_ref().unwrap().total;
+    h.get_by_label("cost 6,0").set_value_accesskit(25.0);
+    wait_for(&mut h, "the new total", 10, |a| a.rt.dataset.derived.as_ref().unwrap().report.cost_argmax.as_ref().unwrap().total != before);
+    let after = h.state().rt.dataset.derived.as_ref().unwrap().report.cost_argmax.as_ref().unwrap().total;
+    assert_eq!(after, before + 24.0 * count as f64);
+    let shown = format!("most probable class: total cost {after:.1}");
+    let _ = h.get_by_label_contains(&shown);
+}

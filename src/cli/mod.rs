@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod evaluate;
 mod explain;
 mod export;
 mod predict;
@@ -66,6 +67,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Write images of an IDX set as PNG files (class folders, or flat).
     Export(export::ExportArgs),
+    /// Run a model over a labelled set: predictions CSV and metrics (cached by model and data).
+    Evaluate(evaluate::EvaluateArgs),
+    /// Metrics, costs (argmax and cost-optimal) and label issues from a predictions CSV.
+    Metrics(evaluate::MetricsArgs),
 }
 
 #[cfg(feature = "gui")]
@@ -95,6 +100,9 @@ pub struct GuiArgs {
     /// auto, cpu or wgpu.
     #[arg(long, value_parser = parse_device)]
     pub device: Option<DeviceChoice>,
+    /// The view shown first: explain, compare or adversarial.
+    #[arg(long)]
+    pub tab: Option<String>,
 }
 
 #[cfg(feature = "gui")]
@@ -111,7 +119,17 @@ fn run_gui(args: GuiArgs) -> Result<ExitCode> {
             anyhow::bail!("unknown method '{m}'");
         }
     }
+    use easel::gui::state::Tab;
+    let tab = match args.tab.as_deref() {
+        None => None,
+        Some("explain") => Some(Tab::Explain),
+        Some("compare") => Some(Tab::Compare),
+        Some("adversarial") => Some(Tab::Adversarial),
+        Some("dataset") => Some(Tab::Dataset),
+        Some(o) => anyhow::bail!("--tab '{o}': explain, compare or adversarial"),
+    };
     easel::gui::run(easel::gui::StartOptions {
+        tab,
         demo,
         model: args.model,
         images: args.images,
@@ -155,6 +173,8 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Explain(args)) => explain::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Export(args)) => export::run(args),
+        Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
+        Some(Command::Metrics(args)) => evaluate::run_metrics(args),
     }
 }
 

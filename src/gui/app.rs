@@ -43,7 +43,56 @@ pub enum Command {
     SavePng,
     ExportReport,
     DismissError(usize),
+    /// Dataset view.
+    Evaluate,
+    PickPredictions,
+    PickCost { save: bool },
+    PickTrainSplit,
+    /// Recompute metrics after a change of merges, costs or decisions.
+    RefreshDataset,
+    /// Open the gallery of one confusion-matrix cell (true, predicted) of the merged classes.
+    OpenCell(usize, usize),
+    /// Open the label-issues gallery.
+    OpenIssues,
+    GalleryPage(usize),
+    /// Show a sample's predicted-class map next to its true-class map (the Compare view).
+    OpenSample(usize),
 }
+
+/// Figures derived from predictions, recomputed when merges or costs change.
+pub struct Derived {
+    pub preds: crate::metrics::Predictions,
+    pub cost: crate::metrics::CostMatrix,
+    pub report: crate::metrics::MetricsReport,
+    pub optimal: Option<Vec<usize>>,
+    pub curves: Option<crate::metrics::BinaryCurves>,
+}
+
+/// The Dataset view's runtime part.
+#[derive(Default)]
+pub struct DatasetView {
+    pub job: Option<JobId>,
+    pub cancel: Arc<AtomicBool>,
+    pub progress: (usize, usize),
+    pub predictions: Option<crate::metrics::Predictions>,
+    pub cached: bool,
+    pub secs: f64,
+    pub derived: Option<Derived>,
+    pub train_counts: Option<Vec<usize>>,
+    pub train_source: String,
+    /// The open gallery: its title and sample indices (all of them), and the page shown.
+    pub gallery_title: String,
+    pub gallery: Vec<usize>,
+    pub gallery_page: usize,
+    pub gallery_job: Option<JobId>,
+    pub thumbnails: std::collections::HashMap<usize, Shown>,
+    /// Galleries of a merged class list are built from these predictions (the sample's own
+    /// source comes from here too).
+    pub selected_cell: Option<(usize, usize)>,
+}
+
+/// Images per gallery page.
+pub const GALLERY_PAGE: usize = 48;
 
 /// A texture and the picture's size.
 pub struct Shown {
@@ -137,6 +186,7 @@ pub struct StartOptions {
     /// Print "easel: explanation ready" on stdout when a map arrives (for scripts).
     pub announce: bool,
     pub device: Option<DeviceChoice>,
+    pub tab: Option<Tab>,
 }
 
 pub struct Runtime {
@@ -164,10 +214,13 @@ pub struct Runtime {
     dialog_tx: Sender<DialogAnswer>,
     dialog_rx: Receiver<DialogAnswer>,
     pub dialog_open: bool,
+    /// Dataset view: decide by minimum expected cost instead of the most probable class.
+    pub decide_by_cost: bool,
     /// Scroll the image list to the selection (after keys move it).
     pub scroll_to_selected: bool,
     pub commands: Vec<Command>,
     pub frames: FrameStats,
+    pub dataset: DatasetView,
     frame_started: Option<Instant>,
     start: StartOptions,
     announced: bool,
@@ -179,6 +232,10 @@ enum DialogAnswer {
     Images(Option<Vec<PathBuf>>),
     SavePng(Option<PathBuf>),
     Report(Option<PathBuf>),
+    Predictions(Option<PathBuf>),
+    LoadCost(Option<PathBuf>),
+    SaveCost(Option<PathBuf>),
+    TrainSplit(Option<PathBuf>),
 }
 
 pub struct EaselApp {
@@ -231,9 +288,11 @@ impl EaselApp {
             dialog_tx,
             dialog_rx,
             dialog_open: false,
+            decide_by_cost: false,
             scroll_to_selected: false,
             commands: Vec::new(),
             frames: FrameStats { measuring: start.frame_stats, ..Default::default() },
+            dataset: DatasetView::default(),
             frame_started: None,
             start: start.clone(),
             announced: false,
@@ -242,6 +301,9 @@ impl EaselApp {
         let mut app = EaselApp { state, rt };
         if let Some(m) = &start.method {
             app.state.method = m.clone();
+        }
+        if let Some(t) = start.tab {
+            app.state.tab = t;
         }
         // First start: the demo; later starts: what was open last time.
         let cmds = if let Some(d) = start.demo {
@@ -333,7 +395,60 @@ impl EaselApp {
                 self.rt.images_job = Some(job);
                 self.send(Request::LoadImages { job, paths });
             }
-            Command::PickModel | Command::PickImages { .. } | Command::SavePng | Command::ExportReport => self.open_dialog(cmd),
+            Command::PickModel
+            | Command::PickImages { .. }
+            | Command::SavePng
+            | Command::ExportReport
+            | Command::PickPredictions
+            | Command::PickCost { .. }
+            | Command::PickTrainSplit => self.open_dialog(cmd),
+            Command::Evaluate => {
+                self.rt.dataset.cancel.store(true, Ordering::Relaxed);
+                let cancel = Arc::new(AtomicBool::new(false));
+                let job = self.job();
+                self.rt.dataset.cancel = cancel.clone();
+                self.rt.dataset.job = Some(job);
+                self.rt.dataset.progress = (0, 0);
+                self.send(Request::Evaluate { job, batch_size: 256, cancel });
+            }
+            Command::RefreshDataset => self.refresh_dataset(),
+            Command::OpenCell(t, p) => {
+                if let Some(d) = &self.rt.dataset.derived {
+                    let decisions = if self.state.cost.is_some() { d.optimal.clone() } else { None };
+                    let preds = match decisions {
+                        Some(dec) if self.rt.decide_by_cost => d.preds.with_preds(dec),
+                        _ => d.preds.clone(),
+                    };
+                    let idx = crate::metrics::cell_samples(&preds, t, p, self.state.gallery_by_doubt);
+                    let title = format!("true {} predicted {}: {} images", preds.classes[t], preds.classes[p], idx.len());
+                    self.rt.dataset.selected_cell = Some((t, p));
+                    self.open_gallery(title, idx);
+                }
+            }
+            Command::OpenIssues => {
+                if let Some(d) = &self.rt.dataset.derived {
+                    let idx: Vec<usize> = d.report.label_issues.iter().map(|i| i.index).collect();
+                    let title = format!("labels that look wrong: {} images, most suspicious first", idx.len());
+                    self.rt.dataset.selected_cell = None;
+                    self.open_gallery(title, idx);
+                }
+            }
+            Command::GalleryPage(page) => {
+                self.rt.dataset.gallery_page = page;
+                self.request_thumbnails();
+            }
+            Command::OpenSample(i) => {
+                let same_set = self.rt.dataset.predictions.as_ref().is_some_and(|p| p.len() == self.rt.images.len());
+                if same_set {
+                    self.state.tab = Tab::Compare;
+                    self.rt.commands.push(Command::SelectImage(i));
+                } else if let Some(path) = self.rt.dataset.predictions.as_ref().and_then(|p| p.paths.get(i)).map(PathBuf::from).filter(|p| p.is_file()) {
+                    self.state.tab = Tab::Compare;
+                    self.rt.commands.push(Command::OpenImages(vec![path]));
+                } else {
+                    self.rt.errors.push("that sample's image is not available here".into());
+                }
+            }
             Command::SelectImage(i) => {
                 if i < self.rt.images.len() {
                     self.state.selected = i;
@@ -399,6 +514,8 @@ impl EaselApp {
         let opts = self.render_options(&method);
         let image = cur.image.clone();
         let job = self.job();
+        // Frame times are reported for the time this map computes.
+        self.rt.frames.work_ms.clear();
         let ev = &mut self.rt.explain;
         ev.cancel = cancel.clone();
         ev.job = Some(job);
@@ -489,13 +606,20 @@ impl EaselApp {
         }
     }
 
-    /// With a shared scale, every finished cell is re-rendered at the largest scale of all.
+    /// With a shared scale, the cells of each method are re-rendered at that method's largest
+    /// scale (maps of different methods have different units, so each method keeps its own).
     fn rescale_compare(&mut self) {
         let shared = self.state.compare_shared_scale;
-        let max_scale = self.rt.compare.iter().filter_map(|c| c.scale).fold(0.0f32, f32::max);
         let mut reqs = Vec::new();
         for cell in &self.rt.compare {
             if let Some(map) = &cell.map {
+                let max_scale = self
+                    .rt
+                    .compare
+                    .iter()
+                    .filter(|c| c.method.name() == cell.method.name())
+                    .filter_map(|c| c.scale)
+                    .fold(0.0f32, f32::max);
                 let mut opts = self.render_options(&cell.method);
                 if shared && max_scale > 0.0 {
                     opts.scale = Scale::Fixed(max_scale);
@@ -553,6 +677,10 @@ impl EaselApp {
                     d.add_filter("images", &crate::imaging::IMAGE_EXTENSIONS).pick_files(),
                 ),
                 Command::SavePng => DialogAnswer::SavePng(d.add_filter("PNG", &["png"]).set_file_name("easel-view.png").save_file()),
+                Command::PickPredictions => DialogAnswer::Predictions(d.add_filter("predictions CSV", &["csv"]).pick_file()),
+                Command::PickCost { save: false } => DialogAnswer::LoadCost(d.add_filter("cost matrix CSV", &["csv"]).pick_file()),
+                Command::PickCost { save: true } => DialogAnswer::SaveCost(d.add_filter("cost matrix CSV", &["csv"]).set_file_name("costs.csv").save_file()),
+                Command::PickTrainSplit => DialogAnswer::TrainSplit(d.pick_folder()),
                 _ => DialogAnswer::Report(d.set_file_name("easel-report").save_file()),
             };
             let _ = tx.send(answer);
@@ -571,6 +699,27 @@ impl EaselApp {
                 DialogAnswer::Images(Some(p)) => self.rt.commands.push(Command::OpenImages(p)),
                 DialogAnswer::SavePng(Some(p)) => self.save_png(p),
                 DialogAnswer::Report(Some(p)) => self.export_report(p),
+                DialogAnswer::Predictions(Some(p)) => {
+                    let job = self.job();
+                    self.rt.dataset.job = Some(job);
+                    self.send(Request::LoadPredictions { job, path: p });
+                }
+                DialogAnswer::LoadCost(Some(p)) => {
+                    let k = self.rt.dataset.derived.as_ref().map(|d| d.preds.k()).or(self.rt.model.as_ref().map(|m| m.classes.len()));
+                    if let Some(k) = k {
+                        let job = self.job();
+                        self.send(Request::LoadCost { job, path: p, k });
+                    }
+                }
+                DialogAnswer::SaveCost(Some(p)) => {
+                    if let Some(d) = &self.rt.dataset.derived {
+                        let text = d.cost.to_csv(&d.preds.classes);
+                        let path = crate::fsutil::unused_path(&p);
+                        let job = self.job();
+                        self.send(Request::SaveText { job, path, text });
+                    }
+                }
+                DialogAnswer::TrainSplit(Some(p)) => self.load_train_split(p),
                 _ => {}
             }
         }
@@ -656,6 +805,7 @@ impl EaselApp {
                 self.state.model_path = Some(model.path.clone());
                 State::remember(&mut self.state.recent_models, model.path.clone());
                 self.rt.model = Some(model);
+                self.rt.dataset = DatasetView::default();
                 self.rt.explain = ExplainView::default();
                 self.rt.compare.clear();
                 self.rt.attack = ExplainView::default();
@@ -685,6 +835,14 @@ impl EaselApp {
                     }
                 }
                 self.state.image_paths = vec![PathBuf::from(&self.rt.images_source)];
+                // a new set: earlier predictions belong to other images
+                self.rt.dataset.predictions = None;
+                self.rt.dataset.derived = None;
+                self.rt.dataset.gallery.clear();
+                self.rt.dataset.thumbnails.clear();
+                if self.state.tab == Tab::Dataset {
+                    self.enter_dataset();
+                }
                 self.rt.commands.push(Command::SelectImage(sel));
             }
             Event::Predicted { job, image, picture, top } => {
@@ -768,13 +926,156 @@ impl EaselApp {
                 }
                 self.rt.errors.push(message);
             }
+            Event::EvalProgress { job, done, total } => {
+                if self.rt.dataset.job == Some(job) {
+                    self.rt.dataset.progress = (done, total);
+                }
+            }
+            Event::Evaluated { job, predictions, cached, secs, .. } => {
+                if self.rt.dataset.job != Some(job) {
+                    return;
+                }
+                self.rt.dataset.job = None;
+                self.rt.dataset.cached = cached;
+                self.rt.dataset.secs = secs;
+                // merges made for another class list do not apply
+                if self.rt.dataset.predictions.as_ref().map(|p| p.k()) != Some(predictions.k()) {
+                    self.state.merges.clear();
+                    if self.state.cost.as_ref().is_some_and(|c| c.len() != predictions.k()) {
+                        self.state.cost = None;
+                    }
+                }
+                self.rt.dataset.predictions = Some(predictions);
+                self.rt.dataset.gallery.clear();
+                self.refresh_dataset();
+                self.announce("evaluation ready");
+            }
+            Event::SplitCounts { counts, source, .. } => {
+                self.rt.dataset.train_counts = Some(counts);
+                self.rt.dataset.train_source = source;
+            }
+            Event::Thumbnails { job, pictures } => {
+                if self.rt.dataset.gallery_job != Some(job) {
+                    return;
+                }
+                for (i, p) in pictures {
+                    if let Some(shown) = Self::show(ctx, &format!("thumb{i}"), &p, None) {
+                        self.rt.dataset.thumbnails.insert(i, shown);
+                    }
+                }
+            }
+            Event::CostLoaded { cost, .. } => {
+                self.set_cost(Some(cost.costs));
+            }
             Event::Cancelled { job } => {
+                if self.rt.dataset.job == Some(job) {
+                    self.rt.dataset.job = None;
+                }
                 if self.rt.explain.job == Some(job) {
                     self.rt.explain.job = None;
                     self.rt.explain.stale = false;
                     self.rt.explain.partial = None;
                 }
             }
+        }
+    }
+
+    /// Entering the Dataset view: evaluate the open set if it is labelled, and show the
+    /// training split beside it where one is known.
+    pub fn enter_dataset(&mut self) {
+        let labelled = !self.rt.images.is_empty() && self.rt.images.iter().all(|e| e.label.is_some());
+        if self.rt.dataset.predictions.is_none() && self.rt.dataset.job.is_none() && labelled {
+            self.rt.commands.push(Command::Evaluate);
+        }
+        if self.rt.dataset.train_counts.is_none() {
+            let train = self.state.train_split.clone().or_else(|| {
+                let system = PathBuf::from(crate::data::SYSTEM_FASHION_MNIST);
+                let fashion = self.rt.model.as_ref().is_some_and(|m| m.classes.first().map(String::as_str) == Some("T-shirt/top"));
+                (fashion && system.join("train-images-idx3-ubyte.gz").is_file()).then_some(system)
+            });
+            if let Some(t) = train {
+                self.load_train_split(t);
+            }
+        }
+    }
+
+    /// Set the cost matrix (of the merged classes) and recompute.
+    pub fn set_cost(&mut self, cost: Option<Vec<Vec<f64>>>) {
+        self.state.cost = cost;
+        self.refresh_dataset();
+    }
+
+    /// The training split's class counts for the distribution chart.
+    pub fn load_train_split(&mut self, path: PathBuf) {
+        self.state.train_split = Some(path.clone());
+        let job = self.job();
+        self.send(Request::SplitCounts { job, path, split: "train".into() });
+    }
+
+    /// Recompute merged predictions, costs, decisions and curves (cheap: counting).
+    pub fn refresh_dataset(&mut self) {
+        let Some(p) = &self.rt.dataset.predictions else { return };
+        let merged = match p.merged(&self.state.merges) {
+            Ok(m) => m,
+            Err(e) => {
+                self.rt.errors.push(e.to_string());
+                self.state.merges.clear();
+                p.clone()
+            }
+        };
+        let k = merged.k();
+        let cost = match &self.state.cost {
+            Some(c) if c.len() == k && c.iter().all(|r| r.len() == k) => crate::metrics::CostMatrix { costs: c.clone() },
+            _ => {
+                self.state.cost = None;
+                crate::metrics::CostMatrix::zero_one(k)
+            }
+        };
+        let report = crate::metrics::report(&merged, Some(&cost));
+        let optimal = merged.probs.as_ref().map(|ps| crate::metrics::cost_optimal_decisions(ps, &cost));
+        self.state.threshold_class = self.state.threshold_class.min(k - 1);
+        let c = self.state.threshold_class;
+        let fn_cost = (0..k).filter(|&j| j != c).map(|j| cost.costs[c][j]).sum::<f64>() / (k - 1).max(1) as f64;
+        let fp_cost = (0..k).filter(|&i| i != c).map(|i| cost.costs[i][c]).sum::<f64>() / (k - 1).max(1) as f64;
+        let curves = crate::metrics::binary_curves(&merged, c, fn_cost, fp_cost);
+        self.rt.dataset.derived = Some(Derived { preds: merged, cost, report, optimal, curves });
+        if let Some((t, pr)) = self.rt.dataset.selected_cell {
+            if t < k && pr < k {
+                self.rt.commands.push(Command::OpenCell(t, pr));
+            }
+        }
+    }
+
+    fn open_gallery(&mut self, title: String, indices: Vec<usize>) {
+        self.rt.dataset.gallery_title = title;
+        self.rt.dataset.gallery = indices;
+        self.rt.dataset.gallery_page = 0;
+        self.request_thumbnails();
+    }
+
+    fn request_thumbnails(&mut self) {
+        let ds = &self.rt.dataset;
+        let start = ds.gallery_page * GALLERY_PAGE;
+        let same_set = ds.predictions.as_ref().is_some_and(|p| p.len() == self.rt.images.len());
+        let items: Vec<(usize, ImageRef)> = ds
+            .gallery
+            .iter()
+            .skip(start)
+            .take(GALLERY_PAGE)
+            .filter(|i| !ds.thumbnails.contains_key(i))
+            .filter_map(|&i| {
+                if same_set {
+                    Some((i, self.rt.images[i].source.clone()))
+                } else {
+                    let path = PathBuf::from(ds.predictions.as_ref()?.paths.get(i)?);
+                    path.is_file().then_some((i, ImageRef::File(path)))
+                }
+            })
+            .collect();
+        let job = self.job();
+        self.rt.dataset.gallery_job = Some(job);
+        if !items.is_empty() {
+            self.send(Request::Thumbnails { job, items });
         }
     }
 
@@ -803,6 +1104,11 @@ impl EaselApp {
             ev.stale = false;
             ev.partial = None;
             if self.rt.start.announce {
+                let f = &self.rt.frames;
+                if let (Some(p50), Some(p99)) = (f.percentile(50.0), f.percentile(99.0)) {
+                    let max = f.work_ms.iter().copied().fold(0.0f32, f32::max);
+                    println!("easel: frame times while it ran: {} frames, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms", f.work_ms.len());
+                }
                 println!("easel: explanation ready");
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
@@ -819,13 +1125,25 @@ impl EaselApp {
             self.rt.attack.result = Some(result);
             self.rt.attack.job = None;
             self.rt.attack.stale = false;
+            self.announce("attack ready");
         } else if let Some(cell) = self.rt.compare.iter_mut().find(|c| c.job == job) {
             cell.shown = Self::show(ctx, &format!("cmp{job}"), &result.picture, None);
             cell.scale = Some(result.scale);
             cell.map = Some(result.map);
-            if self.state.compare_shared_scale && self.rt.compare.iter().all(|c| c.map.is_some() || c.error.is_some()) {
-                self.rescale_compare();
+            if self.rt.compare.iter().all(|c| c.map.is_some() || c.error.is_some()) {
+                if self.state.compare_shared_scale {
+                    self.rescale_compare();
+                }
+                self.announce("compare ready");
             }
+        }
+    }
+
+    fn announce(&self, what: &str) {
+        if self.rt.start.announce {
+            println!("easel: {what}");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
         }
     }
 
@@ -887,10 +1205,8 @@ impl eframe::App for EaselApp {
                 self.rt.frames.work_ms.push(start.elapsed().as_secs_f32() * 1e3);
             }
         }
-        // While work runs, keep frames coming so progress and frame times stay live.
-        if self.rt.explain.job.is_some() || self.rt.attack.job.is_some() {
-            ctx.request_repaint_after(std::time::Duration::from_millis(50));
-        }
+        // No timer repaints while work runs: the worker wakes the UI when it has news (at most
+        // four times a second), so a software renderer does not steal the cores computing.
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

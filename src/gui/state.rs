@@ -15,6 +15,7 @@ pub enum Tab {
     Explain,
     Compare,
     Adversarial,
+    Dataset,
 }
 
 /// The two bundled demos.
@@ -55,6 +56,25 @@ pub struct State {
     pub show_frame_times: bool,
     /// Compute quick sanity and deletion scores beside gradient maps.
     pub trust: bool,
+    /// Dataset view: the cost matrix (rows true, columns predicted), merged class groups,
+    /// how the confusion matrix is shown, and the one-vs-rest threshold.
+    pub cost: Option<Vec<Vec<f64>>>,
+    pub merges: Vec<Vec<usize>>,
+    pub confusion_view: ConfusionView,
+    pub log_scale: bool,
+    pub gallery_by_doubt: bool,
+    pub threshold_class: usize,
+    pub threshold: f64,
+    /// The training split shown beside the test split in the distribution chart.
+    pub train_split: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ConfusionView {
+    #[default]
+    Counts,
+    Recall,
+    Precision,
 }
 
 impl Default for State {
@@ -80,6 +100,14 @@ impl Default for State {
             attack_target: None,
             show_frame_times: false,
             trust: true,
+            cost: None,
+            merges: Vec::new(),
+            confusion_view: ConfusionView::Counts,
+            log_scale: false,
+            gallery_by_doubt: false,
+            threshold_class: 0,
+            threshold: 0.5,
+            train_split: None,
         }
     }
 }

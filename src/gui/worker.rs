@@ -69,6 +69,16 @@ pub enum Request {
     ExportReport { job: JobId, dir: PathBuf, report: Box<ReportContent> },
     /// Write a PNG.
     SavePng { job: JobId, path: PathBuf, picture: Picture },
+    /// Run the model over the loaded labelled set (cached by model and data).
+    Evaluate { job: JobId, batch_size: usize, cancel: Arc<AtomicBool> },
+    /// Read predictions computed elsewhere.
+    LoadPredictions { job: JobId, path: PathBuf },
+    /// Class counts of another split (e.g. the training set) for the distribution chart.
+    SplitCounts { job: JobId, path: PathBuf, split: String },
+    /// Small pictures of images for a gallery.
+    Thumbnails { job: JobId, items: Vec<(usize, ImageRef)> },
+    LoadCost { job: JobId, path: PathBuf, k: usize },
+    SaveText { job: JobId, path: PathBuf, text: String },
 }
 
 /// Everything a report folder holds.
@@ -123,6 +133,11 @@ pub enum Event {
     Saved { job: JobId, path: PathBuf },
     Failed { job: Option<JobId>, message: String },
     Cancelled { job: JobId },
+    EvalProgress { job: JobId, done: usize, total: usize },
+    Evaluated { job: JobId, predictions: crate::metrics::Predictions, cached: bool, secs: f64, source: String },
+    SplitCounts { job: JobId, counts: Vec<usize>, source: String },
+    Thumbnails { job: JobId, pictures: Vec<(usize, Picture)> },
+    CostLoaded { job: JobId, cost: crate::metrics::CostMatrix },
 }
 
 pub struct ExplainResult {
@@ -154,6 +169,10 @@ pub struct WorkerHandle {
 /// Requests waiting at most; a full queue is reported, not blocked on.
 const QUEUE_DEPTH: usize = 64;
 
+/// Progress and partial maps reach the UI at most this often (each costs a repaint, which
+/// under a software renderer takes cores from the computation).
+const PARTIAL_EVERY: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// Pictures of small inputs are enlarged to at least this many pixels a side.
 pub const PICTURE_MIN_PX: usize = 224;
 
@@ -164,7 +183,7 @@ impl WorkerHandle {
         let thread = std::thread::Builder::new()
             .name("easel-compute".into())
             .spawn(move || {
-                let mut w = Worker { device: None, model: None, set: None, events: ev_tx, repaint };
+                let mut w = Worker { device: None, model: None, set: None, set_source: None, events: ev_tx, repaint };
                 w.set_device(device);
                 while let Ok(req) = req_rx.recv() {
                     // A panic in one job must not take the worker down with it.
@@ -192,6 +211,8 @@ struct Worker {
     device: Option<ComputeDevice>,
     model: Option<(PathBuf, Arc<Classifier>)>,
     set: Option<LabelledImages>,
+    /// Where `set` came from, for the evaluation cache.
+    set_source: Option<data::DataSource>,
     events: std::sync::mpsc::Sender<Event>,
     repaint: Arc<dyn Fn() + Send + Sync>,
 }
@@ -273,6 +294,46 @@ impl Worker {
                 Ok(()) => self.send(Event::Saved { job, path: dir }),
                 Err(e) => self.fail(job, format!("cannot write the report: {e}")),
             },
+            Request::Evaluate { job, batch_size, cancel } => self.evaluate(job, batch_size, &cancel),
+            Request::LoadPredictions { job, path } => {
+                let classes = self.model.as_ref().map(|(_, m)| m.card.classes.clone());
+                match crate::metrics::Predictions::read_csv(&path, classes.as_deref()) {
+                    Ok(p) => self.send(Event::Evaluated { job, predictions: p, cached: false, secs: 0.0, source: path.display().to_string() }),
+                    Err(e) => self.fail(job, e),
+                }
+            }
+            Request::SplitCounts { job, path, split } => {
+                let Some(model) = self.current_model(job) else { return };
+                let counts = data::resolve_source(&path, &split)
+                    .and_then(|s| data::load_source(&s, &model.card.input, &model.card.classes))
+                    .map(|set| set.class_counts());
+                match counts {
+                    Ok(counts) => self.send(Event::SplitCounts { job, counts, source: format!("{} ({split})", path.display()) }),
+                    Err(e) => self.fail(job, format!("cannot read the {split} split: {e}")),
+                }
+            }
+            Request::Thumbnails { job, items } => {
+                let Some(model) = self.current_model(job) else { return };
+                let pictures = items
+                    .into_iter()
+                    .filter_map(|(i, r)| {
+                        let img = self.prepare(&model, &r).ok()?;
+                        let up = render::upscale_for(img.height.max(img.width), 72);
+                        let pic = render::image_picture(&img, up);
+                        let pic = image::imageops::resize(&pic, 72, 72, image::imageops::FilterType::Triangle);
+                        Some((i, Picture::from_rgba(pic)))
+                    })
+                    .collect();
+                self.send(Event::Thumbnails { job, pictures });
+            }
+            Request::LoadCost { job, path, k } => match crate::metrics::CostMatrix::read_csv(&path, k) {
+                Ok(cost) => self.send(Event::CostLoaded { job, cost }),
+                Err(e) => self.fail(job, e),
+            },
+            Request::SaveText { job, path, text } => match crate::fsutil::write_atomic(&path, text.as_bytes()) {
+                Ok(()) => self.send(Event::Saved { job, path }),
+                Err(e) => self.fail(job, e),
+            },
             Request::SavePng { job, path, picture } => {
                 let path = crate::fsutil::unused_path(&path);
                 let result = image::RgbaImage::from_raw(picture.width as u32, picture.height as u32, picture.rgba)
@@ -297,6 +358,30 @@ impl Worker {
         }
     }
 
+    fn evaluate(&self, job: JobId, batch_size: usize, cancel: &AtomicBool) {
+        let Some(model) = self.current_model(job) else { return };
+        let (Some(set), Some(source)) = (&self.set, &self.set_source) else {
+            return self.fail(job, "open a labelled set first (an IDX set, or a folder with one sub-folder per class)");
+        };
+        let started = std::time::Instant::now();
+        let report = |done: usize, total: usize| {
+            let _ = self.events.send(Event::EvalProgress { job, done, total });
+            (self.repaint)();
+        };
+        let progress = Progress::none().with_cancel(cancel).with_report(&report);
+        match crate::evaluate::evaluate_cached(&model, source, set, batch_size, true, progress) {
+            Ok((p, cached)) => self.send(Event::Evaluated {
+                job,
+                predictions: p,
+                cached,
+                secs: started.elapsed().as_secs_f64(),
+                source: format!("{source:?}"),
+            }),
+            Err(crate::Error::Cancelled) => self.send(Event::Cancelled { job }),
+            Err(e) => self.fail(job, e),
+        }
+    }
+
     fn load_images(&mut self, job: JobId, paths: Vec<PathBuf>) {
         // A single IDX file or a folder holding IDX files is a labelled set; it is read with
         // the current model's input (28x28 grey for Fashion-MNIST).
@@ -310,6 +395,29 @@ impl Worker {
                             .map(|i| ImageEntry { name: format!("#{i}"), label: Some(set.labels[i]), source: ImageRef::Set(i) })
                             .collect();
                         self.set = Some(set);
+                        self.set_source = Some(src);
+                        self.send(Event::ImagesLoaded { job, entries, source: p.display().to_string() });
+                    }
+                    Err(e) => self.fail(job, e),
+                }
+                return;
+            }
+            // A folder of class folders is a labelled set too.
+            let has_class_dirs = p.is_dir()
+                && std::fs::read_dir(p).map(|r| r.flatten().any(|e| e.path().is_dir())).unwrap_or(false)
+                && imaging::list_images(std::slice::from_ref(p)).is_err();
+            if has_class_dirs {
+                let Some(model) = self.current_model(job) else { return };
+                match data::load_image_folder(p, &model.card.input, &model.card.classes) {
+                    Ok(set) => {
+                        let entries = (0..set.len())
+                            .map(|i| {
+                                let name = PathBuf::from(&set.sources[i]).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                                ImageEntry { name, label: Some(set.labels[i]), source: ImageRef::Set(i) }
+                            })
+                            .collect();
+                        self.set = Some(set);
+                        self.set_source = Some(data::DataSource::Folder(p.clone()));
                         self.send(Event::ImagesLoaded { job, entries, source: p.display().to_string() });
                     }
                     Err(e) => self.fail(job, e),
@@ -319,6 +427,8 @@ impl Worker {
         }
         match imaging::list_images(&paths) {
             Ok(files) => {
+                self.set = None;
+                self.set_source = None;
                 let entries = files
                     .into_iter()
                     .map(|f| ImageEntry {
@@ -366,16 +476,31 @@ impl Worker {
         let events = self.events.clone();
         let repaint = self.repaint.clone();
         let partial_opts = RenderOptions { colour_bar: false, ..j.opts.clone() };
+        // A partial map at most every quarter second: each one costs the UI a repaint.
+        let mut last_partial: Option<std::time::Instant> = None;
         let mut on_partial = |map: &SaliencyMap, done: usize, total: usize| {
+            if done < total && last_partial.is_some_and(|t| t.elapsed() < PARTIAL_EVERY) {
+                return;
+            }
+            last_partial = Some(std::time::Instant::now());
             let (pic, _) = render::render(map, &j.image, &partial_opts, up);
             let _ = events.send(Event::ExplainProgress { job: j.job, done, total, picture: Some(Picture::from_rgba(pic)) });
             repaint();
         };
+        let last_report = std::sync::Mutex::new(None::<std::time::Instant>);
         let report = |done: usize, total: usize| {
+            {
+                let mut last = last_report.lock().unwrap_or_else(|e| e.into_inner());
+                if done < total && last.is_some_and(|t| t.elapsed() < PARTIAL_EVERY) {
+                    return;
+                }
+                *last = Some(std::time::Instant::now());
+            }
             let _ = self.events.send(Event::ExplainProgress { job: j.job, done, total, picture: None });
             (self.repaint)();
         };
-        let progress = progress.with_report(&report);
+        // Occlusion reports through its partial maps; the others through the progress callback.
+        let progress = if matches!(j.method, Method::Occlusion(_)) { progress } else { progress.with_report(&report) };
         let ex = match explain::explain(&model, &j.image, &j.method, j.target, progress, &mut on_partial) {
             Ok(ex) => ex,
             Err(crate::Error::Cancelled) => return self.send(Event::Cancelled { job: j.job }),

@@ -31,7 +31,7 @@ pub fn ui(ui: &mut egui::Ui, app: &mut EaselApp) {
             app.start_compare_images();
         }
         ui.separator();
-        if ui.checkbox(&mut app.state.compare_shared_scale, "one shared scale").changed() {
+        if ui.checkbox(&mut app.state.compare_shared_scale, "one scale per method").changed() {
             app.rt.commands.push(Command::Rerender);
         }
     });

@@ -2,6 +2,7 @@
 
 pub mod adversarial;
 pub mod compare;
+pub mod dataset;
 pub mod explain;
 pub mod images;
 pub mod top_bar;
@@ -20,12 +21,13 @@ pub fn root_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     egui::Panel::left("images").resizable(true).default_size(220.0).show(ui, |ui| images::ui(ui, app));
     egui::CentralPanel::default().show(ui, |ui| {
         ui.horizontal(|ui| {
-            for (tab, name) in [(Tab::Explain, "Explain"), (Tab::Compare, "Compare"), (Tab::Adversarial, "Adversarial")] {
+            for (tab, name) in [(Tab::Explain, "Explain"), (Tab::Compare, "Compare"), (Tab::Adversarial, "Adversarial"), (Tab::Dataset, "Dataset")] {
                 if ui.selectable_label(app.state.tab == tab, name).clicked() && app.state.tab != tab {
                     app.state.tab = tab;
                     match tab {
                         Tab::Compare if app.rt.compare.is_empty() => app.rt.commands.push(Command::RunCompare),
                         Tab::Adversarial if app.rt.attack.result.is_none() => app.rt.commands.push(Command::RunAttack),
+                        Tab::Dataset => app.enter_dataset(),
                         _ => {}
                     }
                 }
@@ -36,6 +38,7 @@ pub fn root_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
             Tab::Explain => explain::ui(ui, app),
             Tab::Compare => compare::ui(ui, app),
             Tab::Adversarial => adversarial::ui(ui, app),
+            Tab::Dataset => dataset::ui(ui, app),
         }
     });
 }
