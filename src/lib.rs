@@ -21,6 +21,7 @@ pub mod predict;
 pub mod progress;
 pub mod render;
 pub mod rng;
+pub mod sampling;
 pub mod train;
 pub mod weights;
 

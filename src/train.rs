@@ -18,7 +18,7 @@ use crate::progress::Progress;
 use crate::rng::Rng;
 
 /// How to train.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     pub epochs: usize,
     pub batch_size: usize,
@@ -69,6 +69,8 @@ pub trait EpochPlan {
     fn class_weights(&self) -> Option<Vec<f32>> {
         None
     }
+    /// Each visited sample's loss, after its batch (hard-example mining uses them).
+    fn observe(&mut self, _indices: &[usize], _losses: &[f32]) {}
 }
 
 /// Every sample once per epoch, shuffled.
@@ -186,8 +188,18 @@ fn train_module<M: Module + Clone>(
             let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), ad);
             let wt = Tensor::<1>::from_data(TensorData::new(weights, [b]), ad);
             let logits = forward(&model, x);
-            let preds = read_floats(logits.clone().detach().argmax(1).float())?;
-            correct += preds.iter().zip(&labels).filter(|(p, l)| **p as i64 == **l).count();
+            // Read the logits back once: predictions and per-sample losses come from them.
+            let host = read_floats(logits.clone().detach())?;
+            let k = host.len() / b;
+            let mut sample_losses = Vec::with_capacity(b);
+            for (row, &l) in host.chunks(k).zip(&labels) {
+                let probs = crate::predict::softmax(row);
+                sample_losses.push(-(probs[l as usize].max(1e-12)).ln());
+                if crate::metrics::argmax(row) as i64 == l {
+                    correct += 1;
+                }
+            }
+            plan.observe(chunk, &sample_losses);
             seen += b;
             let loss = weighted_cross_entropy(logits, targets, wt);
             let loss_value = read_floats(loss.clone().detach())?[0] as f64;

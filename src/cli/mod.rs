@@ -6,6 +6,7 @@ mod evaluate;
 mod explain;
 mod export;
 mod predict;
+mod sample;
 mod train;
 
 use std::path::PathBuf;
@@ -71,6 +72,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Metrics, costs (argmax and cost-optimal) and label issues from a predictions CSV.
     Metrics(evaluate::MetricsArgs),
+    /// The sampling lab: train under several sampling strategies on an imbalanced set and compare.
+    Sample(sample::SampleArgs),
 }
 
 #[cfg(feature = "gui")]
@@ -175,6 +178,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Export(args)) => export::run(args),
         Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
         Some(Command::Metrics(args)) => evaluate::run_metrics(args),
+        Some(Command::Sample(args)) => sample::run(args),
     }
 }
 
