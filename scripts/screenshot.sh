@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start easel under Xvfb on the photos demo, run one explanation, save a screenshot.
 #   scripts/screenshot.sh [OUT.png] [METHOD]
-# Environment: DEMO=photos|fashion, IMAGE=<part of a name>, TAB=explain|compare|adversarial.
+# Environment: DEMO=photos|fashion, IMAGE=<part of a name>,
+# TAB=explain|compare|adversarial|dataset|sampling, RUNS=<folder of easel sample runs>.
 # Needs Xvfb and ImageMagick (`apt-get install -y xvfb imagemagick`). Prints the UI thread's
 # frame times measured while the map computed.
 set -euo pipefail
@@ -18,9 +19,9 @@ log=$(mktemp)
 trap 'kill $app $xvfb 2>/dev/null || true; rm -f "$log"' EXIT
 sleep 1
 DISPLAY=":$display" ./target/release/easel gui --demo "$demo" --image "$image" --method "$method" \
-  --tab "${TAB:-explain}" --announce --frame-stats --device cpu >"$log" 2>&1 &
+  --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} --announce --frame-stats --device cpu >"$log" 2>&1 &
 app=$!
-case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; *) ready="explanation ready" ;; esac
+case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; sampling) ready="lab ready" ;; *) ready="explanation ready" ;; esac
 for _ in $(seq 1 600); do
   grep -q "$ready" "$log" && break
   kill -0 "$app" 2>/dev/null || { cat "$log"; echo "easel exited early" >&2; exit 1; }

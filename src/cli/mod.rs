@@ -103,9 +103,12 @@ pub struct GuiArgs {
     /// auto, cpu or wgpu.
     #[arg(long, value_parser = parse_device)]
     pub device: Option<DeviceChoice>,
-    /// The view shown first: explain, compare or adversarial.
+    /// The view shown first: explain, compare, adversarial, dataset or sampling.
     #[arg(long)]
     pub tab: Option<String>,
+    /// Open the sampling-lab runs in this folder (written by `easel sample`).
+    #[arg(long)]
+    pub runs: Option<PathBuf>,
 }
 
 #[cfg(feature = "gui")]
@@ -129,10 +132,12 @@ fn run_gui(args: GuiArgs) -> Result<ExitCode> {
         Some("compare") => Some(Tab::Compare),
         Some("adversarial") => Some(Tab::Adversarial),
         Some("dataset") => Some(Tab::Dataset),
+        Some("sampling") => Some(Tab::Sampling),
         Some(o) => anyhow::bail!("--tab '{o}': explain, compare or adversarial"),
     };
     easel::gui::run(easel::gui::StartOptions {
         tab,
+        runs: args.runs,
         demo,
         model: args.model,
         images: args.images,

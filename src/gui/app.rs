@@ -57,6 +57,31 @@ pub enum Command {
     GalleryPage(usize),
     /// Show a sample's predicted-class map next to its true-class map (the Compare view).
     OpenSample(usize),
+    /// Sampling lab.
+    RunLab,
+    CancelLab,
+    PickRuns,
+    OpenRuns(PathBuf),
+    RefreshLab,
+}
+
+/// The sampling lab's runtime part.
+#[derive(Default)]
+pub struct LabView {
+    pub handle: Option<super::lab::LabHandle>,
+    pub current: Option<String>,
+    /// (epoch, batches done, batches in the epoch)
+    pub progress: (usize, usize, usize),
+    pub train_counts: Option<Vec<usize>>,
+    pub live: Vec<(String, Vec<crate::train::EpochReport>)>,
+    pub records: Vec<crate::sampling::RunRecord>,
+    pub dirs: Vec<PathBuf>,
+    pub selected: Vec<bool>,
+    /// Derived from the selected runs.
+    pub rows: Vec<crate::sampling::ComparisonRow>,
+    pub confusions: Vec<crate::metrics::ConfusionMatrix>,
+    pub true_distribution: Vec<f64>,
+    pub cost_is_custom: bool,
 }
 
 /// Figures derived from predictions, recomputed when merges or costs change.
@@ -187,6 +212,8 @@ pub struct StartOptions {
     pub announce: bool,
     pub device: Option<DeviceChoice>,
     pub tab: Option<Tab>,
+    /// Open these sampling-lab runs.
+    pub runs: Option<PathBuf>,
 }
 
 pub struct Runtime {
@@ -221,6 +248,7 @@ pub struct Runtime {
     pub commands: Vec<Command>,
     pub frames: FrameStats,
     pub dataset: DatasetView,
+    pub lab: LabView,
     frame_started: Option<Instant>,
     start: StartOptions,
     announced: bool,
@@ -236,6 +264,7 @@ enum DialogAnswer {
     LoadCost(Option<PathBuf>),
     SaveCost(Option<PathBuf>),
     TrainSplit(Option<PathBuf>),
+    Runs(Option<PathBuf>),
 }
 
 pub struct EaselApp {
@@ -293,6 +322,7 @@ impl EaselApp {
             commands: Vec::new(),
             frames: FrameStats { measuring: start.frame_stats, ..Default::default() },
             dataset: DatasetView::default(),
+            lab: LabView::default(),
             frame_started: None,
             start: start.clone(),
             announced: false,
@@ -305,6 +335,7 @@ impl EaselApp {
         if let Some(t) = start.tab {
             app.state.tab = t;
         }
+        app.state.lab.train = app.lab_data().0;
         // First start: the demo; later starts: what was open last time.
         let cmds = if let Some(d) = start.demo {
             vec![Command::LoadDemo(d)]
@@ -324,6 +355,9 @@ impl EaselApp {
             vec![Command::LoadDemo(Demo::Photos)]
         };
         app.rt.commands.extend(cmds);
+        if let Some(r) = &start.runs {
+            app.rt.commands.push(Command::OpenRuns(r.clone()));
+        }
         app.run_commands(ctx);
         app
     }
@@ -401,7 +435,16 @@ impl EaselApp {
             | Command::ExportReport
             | Command::PickPredictions
             | Command::PickCost { .. }
-            | Command::PickTrainSplit => self.open_dialog(cmd),
+            | Command::PickTrainSplit
+            | Command::PickRuns => self.open_dialog(cmd),
+            Command::RunLab => self.start_lab(ctx),
+            Command::CancelLab => {
+                if let Some(h) = &self.rt.lab.handle {
+                    h.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            Command::OpenRuns(dir) => self.open_runs(&dir),
+            Command::RefreshLab => self.refresh_lab(),
             Command::Evaluate => {
                 self.rt.dataset.cancel.store(true, Ordering::Relaxed);
                 let cancel = Arc::new(AtomicBool::new(false));
@@ -681,6 +724,7 @@ impl EaselApp {
                 Command::PickCost { save: false } => DialogAnswer::LoadCost(d.add_filter("cost matrix CSV", &["csv"]).pick_file()),
                 Command::PickCost { save: true } => DialogAnswer::SaveCost(d.add_filter("cost matrix CSV", &["csv"]).set_file_name("costs.csv").save_file()),
                 Command::PickTrainSplit => DialogAnswer::TrainSplit(d.pick_folder()),
+                Command::PickRuns => DialogAnswer::Runs(d.pick_folder()),
                 _ => DialogAnswer::Report(d.set_file_name("easel-report").save_file()),
             };
             let _ = tx.send(answer);
@@ -720,6 +764,7 @@ impl EaselApp {
                     }
                 }
                 DialogAnswer::TrainSplit(Some(p)) => self.load_train_split(p),
+                DialogAnswer::Runs(Some(p)) => self.rt.commands.push(Command::OpenRuns(p)),
                 _ => {}
             }
         }
@@ -980,6 +1025,154 @@ impl EaselApp {
         }
     }
 
+    /// Where the lab trains from: Fashion-MNIST's 60k training set where the Debian package is
+    /// installed, else the bundled test set with its last 3,000 images held out.
+    fn lab_data(&self) -> (PathBuf, String, Option<PathBuf>, usize) {
+        let system = PathBuf::from(crate::data::SYSTEM_FASHION_MNIST);
+        let bundled = self.rt.assets.clone().unwrap_or_else(|| PathBuf::from("assets")).join("fashion-mnist");
+        if system.join("train-images-idx3-ubyte.gz").is_file() {
+            (system, "train".into(), Some(bundled), 0)
+        } else {
+            (bundled, "t10k".into(), None, 3000)
+        }
+    }
+
+    fn start_lab(&mut self, ctx: &egui::Context) {
+        if self.rt.lab.handle.is_some() {
+            return;
+        }
+        let (train, train_split, test, holdout) = self.lab_data();
+        let s = &self.state.lab;
+        let out = crate::evaluate::cache_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("lab-runs")
+            .join(format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)));
+        let cost = self.rt.dataset.derived.as_ref().filter(|d| d.preds.k() == 10 && self.state.cost.is_some()).map(|d| d.cost.clone());
+        let req = super::lab::LabRequest {
+            train,
+            train_split,
+            test,
+            holdout,
+            profile: crate::sampling::Profile::LongTail { ratio: s.ratio, rare: s.rare.clone() },
+            per_class: Some(s.per_class),
+            strategies: s.strategies.clone(),
+            epochs: s.epochs,
+            seed: s.seed,
+            cost,
+            out,
+            device: self.state.device,
+        };
+        let repaint_ctx = ctx.clone();
+        match super::lab::spawn(req, Arc::new(move || repaint_ctx.request_repaint())) {
+            Ok(h) => {
+                self.rt.lab.handle = Some(h);
+                self.rt.lab.live.clear();
+            }
+            Err(e) => self.rt.errors.push(e),
+        }
+    }
+
+    fn drain_lab(&mut self) {
+        let mut events = Vec::new();
+        if let Some(h) = &self.rt.lab.handle {
+            while let Ok(e) = h.events.try_recv() {
+                events.push(e);
+            }
+        }
+        use super::lab::LabEvent;
+        for e in events {
+            match e {
+                LabEvent::Started { strategy, train_counts } => {
+                    self.rt.lab.current = Some(strategy.clone());
+                    self.rt.lab.train_counts = Some(train_counts);
+                    self.rt.lab.live.push((strategy, Vec::new()));
+                    self.rt.lab.progress = (1, 0, 0);
+                }
+                LabEvent::Batch { epoch, done, total } => self.rt.lab.progress = (epoch, done, total),
+                LabEvent::Epoch { strategy, report } => {
+                    if let Some(l) = self.rt.lab.live.iter_mut().rev().find(|l| l.0 == strategy) {
+                        l.1.push(report);
+                    }
+                }
+                LabEvent::RunDone { record, dir } => {
+                    self.add_run(*record, dir);
+                }
+                LabEvent::Failed(m) => self.rt.errors.push(format!("sampling lab: {m}")),
+                LabEvent::Finished { cancelled } => {
+                    self.rt.lab.handle = None;
+                    self.rt.lab.current = None;
+                    if cancelled {
+                        self.rt.status = Some("training cancelled".into());
+                    }
+                    self.announce("lab ready");
+                }
+            }
+        }
+    }
+
+    fn add_run(&mut self, record: crate::sampling::RunRecord, dir: PathBuf) {
+        let lab = &mut self.rt.lab;
+        let same_set = lab.records.first().is_none_or(|r| r.test.len() == record.test.len() && r.classes == record.classes);
+        if !same_set {
+            lab.records.clear();
+            lab.dirs.clear();
+            lab.selected.clear();
+        }
+        let chosen = lab.selected.iter().filter(|s| **s).count();
+        lab.records.push(record);
+        lab.dirs.push(dir);
+        lab.selected.push(chosen < 6);
+        self.refresh_lab();
+    }
+
+    fn open_runs(&mut self, dir: &Path) {
+        let mut dirs: Vec<PathBuf> = if dir.join("run.json").is_file() {
+            vec![dir.to_path_buf()]
+        } else {
+            std::fs::read_dir(dir).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect()).unwrap_or_default()
+        };
+        dirs.sort();
+        if dirs.is_empty() {
+            self.rt.errors.push(format!("{}: no runs found (folders with run.json)", dir.display()));
+            return;
+        }
+        // keep the order the strategies were run in, where the comparison says it
+        for d in dirs {
+            match crate::sampling::load_run(&d) {
+                Ok(r) => self.add_run(r, d),
+                Err(e) => self.rt.errors.push(e.to_string()),
+            }
+        }
+        self.announce("lab ready");
+    }
+
+    /// Recompute the comparison of the selected runs (cheap: counting over held-out predictions).
+    pub fn refresh_lab(&mut self) {
+        let lab = &mut self.rt.lab;
+        let chosen: Vec<crate::sampling::RunRecord> = lab.records.iter().zip(&lab.selected).filter(|(_, s)| **s).map(|(r, _)| r.clone()).collect();
+        let Some(first) = chosen.first() else {
+            lab.rows.clear();
+            lab.confusions.clear();
+            return;
+        };
+        let k = first.classes.len();
+        let custom = self.state.cost.as_ref().filter(|c| c.len() == k);
+        lab.cost_is_custom = custom.is_some();
+        let cost = custom.map(|c| crate::metrics::CostMatrix { costs: c.clone() }).unwrap_or_else(|| crate::metrics::CostMatrix::zero_one(k));
+        let correct = self.state.lab.prior_correction;
+        lab.rows = crate::sampling::compare(&chosen, &cost, correct);
+        let n = first.test.len().max(1) as f64;
+        lab.true_distribution = crate::metrics::class_counts(&first.test.labels, k).iter().map(|&c| c as f64 / n).collect();
+        lab.confusions = chosen
+            .iter()
+            .map(|r| {
+                let prior: Vec<f64> = lab.true_distribution.clone();
+                let p = if correct { crate::sampling::prior_corrected(&r.test, &r.train_prior, &prior) } else { r.test.clone() };
+                crate::metrics::ConfusionMatrix::new(&p.labels, &p.preds, k)
+            })
+            .collect();
+    }
+
     /// Entering the Dataset view: evaluate the open set if it is labelled, and show the
     /// training split beside it where one is known.
     pub fn enter_dataset(&mut self) {
@@ -1190,6 +1383,7 @@ impl eframe::App for EaselApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.rt.frame_started = Some(Instant::now());
         self.drain_events(ctx);
+        self.drain_lab();
         self.drain_dialogs();
         self.keys(ctx);
         self.dropped_files(ctx);

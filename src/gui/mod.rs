@@ -1,6 +1,7 @@
 //! The desktop app (feature `gui`): eframe/egui over the library, with a compute worker.
 
 pub mod app;
+pub mod lab;
 pub mod panels;
 pub mod state;
 pub mod worker;

@@ -16,6 +16,37 @@ pub enum Tab {
     Compare,
     Adversarial,
     Dataset,
+    Sampling,
+}
+
+/// The sampling lab's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabSettings {
+    pub ratio: f64,
+    pub rare: Vec<usize>,
+    pub per_class: usize,
+    pub strategies: Vec<String>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub prior_correction: bool,
+    #[serde(skip)]
+    pub train: PathBuf,
+}
+
+impl Default for LabSettings {
+    fn default() -> Self {
+        LabSettings {
+            ratio: 100.0,
+            rare: vec![4, 6],
+            per_class: 2000,
+            strategies: ["uniform", "ignore", "undersample", "oversample", "hnm", "weighted"].map(String::from).to_vec(),
+            epochs: 3,
+            seed: 0,
+            prior_correction: false,
+            train: PathBuf::new(),
+        }
+    }
 }
 
 /// The two bundled demos.
@@ -67,6 +98,7 @@ pub struct State {
     pub threshold: f64,
     /// The training split shown beside the test split in the distribution chart.
     pub train_split: Option<PathBuf>,
+    pub lab: LabSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -108,6 +140,7 @@ impl Default for State {
             threshold_class: 0,
             threshold: 0.5,
             train_split: None,
+            lab: LabSettings::default(),
         }
     }
 }

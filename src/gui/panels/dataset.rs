@@ -72,7 +72,7 @@ fn cell_colour(v: f64) -> egui::Color32 {
 }
 
 /// A clickable K x K grid.
-fn matrix_grid_ui(ui: &mut egui::Ui, id: &str, classes: &[String], cm: &ConfusionMatrix, view: ConfusionView) -> Option<(usize, usize)> {
+pub fn matrix_grid_ui(ui: &mut egui::Ui, id: &str, classes: &[String], cm: &ConfusionMatrix, view: ConfusionView) -> Option<(usize, usize)> {
     let k = cm.k();
     let norm = match view {
         ConfusionView::Counts | ConfusionView::Recall => cm.row_normalised(),

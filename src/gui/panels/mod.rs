@@ -5,6 +5,7 @@ pub mod compare;
 pub mod dataset;
 pub mod explain;
 pub mod images;
+pub mod sampling;
 pub mod top_bar;
 
 use eframe::egui;
@@ -21,7 +22,7 @@ pub fn root_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     egui::Panel::left("images").resizable(true).default_size(220.0).show(ui, |ui| images::ui(ui, app));
     egui::CentralPanel::default().show(ui, |ui| {
         ui.horizontal(|ui| {
-            for (tab, name) in [(Tab::Explain, "Explain"), (Tab::Compare, "Compare"), (Tab::Adversarial, "Adversarial"), (Tab::Dataset, "Dataset")] {
+            for (tab, name) in [(Tab::Explain, "Explain"), (Tab::Compare, "Compare"), (Tab::Adversarial, "Adversarial"), (Tab::Dataset, "Dataset"), (Tab::Sampling, "Sampling lab")] {
                 if ui.selectable_label(app.state.tab == tab, name).clicked() && app.state.tab != tab {
                     app.state.tab = tab;
                     match tab {
@@ -39,6 +40,7 @@ pub fn root_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
             Tab::Compare => compare::ui(ui, app),
             Tab::Adversarial => adversarial::ui(ui, app),
             Tab::Dataset => dataset::ui(ui, app),
+            Tab::Sampling => sampling::ui(ui, app),
         }
     });
 }
