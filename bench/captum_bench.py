@@ -11,7 +11,8 @@ It times Captum's Occlusion (28x28: window 4 stride 2; 224: window 16 stride 8, 
 forward pass, as easel's default), Saliency and IntegratedGradients (50 steps) on
   * easel's demo small CNN (assets/fashion-mnist/model), rebuilt in PyTorch from its card, and
   * EfficientNet-Lite0 with the same weights (assets/efficientnet-lite0/weights.safetensors),
-on one thread, and prints each time next to easel's with the ratio.
+with as many torch threads as easel uses cores (--threads), and prints each time next to
+easel's with the ratio.
 """
 import argparse, json, time
 
@@ -22,7 +23,6 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
-torch.set_num_threads(1)
 
 
 class SmallCNN(nn.Module):
@@ -50,7 +50,8 @@ class SmallCNN(nn.Module):
             for prefix, group in (("conv", "convs"), ("bn", "bns"), ("fc", "fcs")):
                 if name.startswith(prefix) and name[len(prefix):].isdigit():
                     mapped[f"{group}.{int(name[len(prefix):]) - 1}.{param}"] = v
-        self.load_state_dict(mapped, strict=False)
+        missing, unexpected = self.load_state_dict(mapped, strict=False)
+        assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
         self.eval()
 
     def forward(self, x):
@@ -94,7 +95,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--easel", help="easel bench --json output")
     ap.add_argument("--skip-efficientnet", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (easel uses every core)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads")
     from captum.attr import IntegratedGradients, Occlusion, Saliency
 
     cases = []
@@ -107,7 +111,8 @@ def main():
         card = json.load(open("assets/efficientnet-lite0/card.json"))
         m = EfficientNet.from_name("efficientnet-lite0")
         sd = load_file("assets/efficientnet-lite0/weights.safetensors")
-        m.load_state_dict(sd, strict=False)
+        missing, unexpected = m.load_state_dict(sd, strict=False)
+        assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
         m.eval()
         img = Image.open("assets/photos/chelsea.png").convert("RGB")
         side = min(img.size) * 0.875
