@@ -402,10 +402,9 @@ impl CostMatrix {
         out
     }
 
-    /// Merge classes as [`Predictions::merged`] does: a merged cell's cost is the mean over
-    /// its members (a mistake inside a merged group costs nothing).
-    pub fn merged(&self, groups: &[Vec<usize>], new_k: usize, new_of: &[usize]) -> CostMatrix {
-        let _ = groups;
+    /// Merge classes as [`Predictions::merged`] does (`new_of` from [`merge_map`]): a merged
+    /// cell's cost is the mean over its members (a mistake inside a merged group costs nothing).
+    pub fn merged(&self, new_k: usize, new_of: &[usize]) -> CostMatrix {
         let mut sum = vec![vec![0.0; new_k]; new_k];
         let mut n = vec![vec![0usize; new_k]; new_k];
         for i in 0..self.k() {

@@ -412,6 +412,60 @@ pub fn load_run(dir: &Path) -> Result<RunRecord> {
     serde_json::from_str(&text).map_err(|e| Error::Card { path: p, reason: format!("not a sampling-lab run ({e})") })
 }
 
+/// The lab's training and held-out sets.
+pub struct LabData {
+    pub train: LabelledImages,
+    pub test: LabelledImages,
+}
+
+/// Load the training data, hold out a test set (`test`, or the last `holdout` images, or the
+/// `t10k` split beside an IDX folder), apply the profile, and check the runs fit in memory.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_lab_data(
+    data: &Path,
+    data_split: &str,
+    test: Option<&Path>,
+    holdout: Option<usize>,
+    profile: &Profile,
+    per_class: Option<usize>,
+    seed: u64,
+    runs: usize,
+) -> Result<LabData> {
+    let input = crate::data::fashion_input();
+    let classes = crate::data::fashion_classes();
+    let mut full = crate::data::load_source(&crate::data::resolve_source(data, data_split)?, &input, &classes)?;
+    let test = match (holdout, test) {
+        (Some(n), _) => {
+            if n == 0 || n >= full.len() {
+                return Err(Error::invalid(format!("holding out {n} images must leave images to train on (the data has {})", full.len())));
+            }
+            let split = full.len() - n;
+            let t = full.subset(&(split..full.len()).collect::<Vec<_>>());
+            full = full.subset(&(0..split).collect::<Vec<_>>());
+            t
+        }
+        (None, Some(t)) => crate::data::load_source(&crate::data::resolve_source(t, "t10k")?, &input, &classes)?,
+        (None, None) => crate::data::load_source(&crate::data::resolve_source(data, "t10k")?, &input, &classes)
+            .map_err(|e| Error::invalid(format!("no held-out data ({e}): give a test set or hold some images out")))?,
+    };
+    let targets = profile.targets(&full.class_counts(), per_class)?;
+    let train = imbalanced_subset(&full, &targets, seed);
+    check_memory(train.len(), train.image_len(), test.len(), classes.len(), runs, targets.iter().copied().max().unwrap_or(0))?;
+    Ok(LabData { train, test })
+}
+
+/// The run configuration of one strategy (oversampling also flips images).
+pub fn run_config(spec: &StrategySpec, profile: &Profile, per_class: Option<usize>, architecture: SmallCnnConfig, settings: TrainSettings) -> RunConfig {
+    RunConfig {
+        strategy: spec.clone(),
+        profile: profile.clone(),
+        per_class,
+        architecture,
+        input: crate::data::fashion_input(),
+        settings: TrainSettings { augment_flip: spec.parts.contains(&Strategy::Oversample), ..settings },
+    }
+}
+
 /// Reweight probabilities by test prior / training prior and renormalise.
 pub fn prior_corrected(p: &Predictions, train_prior: &[f64], test_prior: &[f64]) -> Predictions {
     let Some(probs) = &p.probs else { return p.clone() };

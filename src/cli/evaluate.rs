@@ -110,7 +110,7 @@ pub fn run_metrics(args: MetricsArgs) -> Result<ExitCode> {
         let k = preds.k();
         preds = preds.merged(&groups)?;
         let (new_k, new_of) = metrics::merge_map(k, &groups);
-        cost = cost.map(|c| c.merged(&groups, new_k, &new_of));
+        cost = cost.map(|c| c.merged(new_k, &new_of));
     }
     print_report(&metrics::report(&preds, cost.as_ref()), args.json)?;
     Ok(ExitCode::SUCCESS)

@@ -186,9 +186,3 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Sample(args)) => sample::run(args),
     }
 }
-
-/// Paths given on the command line, for messages.
-#[allow(dead_code)]
-pub fn show(p: &PathBuf) -> String {
-    p.display().to_string()
-}

@@ -7,14 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use easel::card::{InputSpec, ResizeMode};
-use easel::data::{self, FASHION_MNIST_CLASSES};
+use easel::data;
 use easel::metrics::CostMatrix;
 use easel::progress::Progress;
-use easel::sampling::{self, Profile, RunConfig, StrategySpec};
+use easel::sampling::{self, Profile, StrategySpec};
 use easel::train::{TrainEvent, TrainSettings};
 
-use super::train::{arch_preset, FASHION_MEAN, FASHION_STD};
+use super::train::arch_preset;
 use super::DeviceArg;
 
 #[derive(Args, Debug)]
@@ -80,37 +79,10 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     if args.out.join("comparison.json").exists() && !args.force {
         bail!("{} already holds a comparison; pass --force to replace it", args.out.display());
     }
-    let classes: Vec<String> = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
-    let input = InputSpec {
-        channels: 1,
-        height: 28,
-        width: 28,
-        resize: ResizeMode::Stretch,
-        crop_fraction: 0.875,
-        scale: 1.0 / 255.0,
-        mean: vec![FASHION_MEAN],
-        std: vec![FASHION_STD],
-    };
-    let src = data::resolve_source(&args.data, &args.data_split)?;
-    let mut full = data::load_source(&src, &input, &classes).with_context(|| format!("cannot load {}", args.data.display()))?;
-    let test = match (args.holdout, &args.test) {
-        (Some(n), _) => {
-            if n == 0 || n >= full.len() {
-                bail!("--holdout {n} must leave images to train on (the data has {})", full.len());
-            }
-            let split = full.len() - n;
-            let test = full.subset(&(split..full.len()).collect::<Vec<_>>());
-            full = full.subset(&(0..split).collect::<Vec<_>>());
-            test
-        }
-        (None, Some(t)) => data::load_source(&data::resolve_source(t, "t10k")?, &input, &classes)?,
-        (None, None) => data::load_source(&data::resolve_source(&args.data, "t10k")?, &input, &classes)
-            .context("no held-out data: pass --test or --holdout")?,
-    };
-    let targets = profile.targets(&full.class_counts(), args.per_class)?;
-    let train = sampling::imbalanced_subset(&full, &targets, args.seed);
-    let max_class = targets.iter().copied().max().unwrap_or(0);
-    sampling::check_memory(train.len(), train.image_len(), test.len(), classes.len(), specs.len(), max_class)?;
+    let classes = data::fashion_classes();
+    let lab = sampling::prepare_lab_data(&args.data, &args.data_split, args.test.as_deref(), args.holdout, &profile, args.per_class, args.seed, specs.len())
+        .with_context(|| format!("cannot prepare the training data from {}", args.data.display()))?;
+    let (train, test) = (lab.train, lab.test);
     let cost = match &args.cost {
         Some(c) => CostMatrix::read_csv(c, classes.len())?,
         None => CostMatrix::zero_one(classes.len()),
@@ -126,21 +98,8 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let mut records = Vec::new();
     for spec in &specs {
-        let config = RunConfig {
-            strategy: spec.clone(),
-            profile: profile.clone(),
-            per_class: args.per_class,
-            architecture: architecture.clone(),
-            input: input.clone(),
-            settings: TrainSettings {
-                epochs: args.epochs,
-                batch_size: args.batch_size,
-                learning_rate: args.lr,
-                lr_decay: 0.8,
-                seed: args.seed,
-                augment_flip: spec.name.contains("oversample"),
-            },
-        };
+        let settings = TrainSettings { epochs: args.epochs, batch_size: args.batch_size, learning_rate: args.lr, lr_decay: 0.8, seed: args.seed, augment_flip: false };
+        let config = sampling::run_config(spec, &profile, args.per_class, architecture.clone(), settings);
         let name = spec.name.clone();
         let mut on_event = |e: TrainEvent| {
             if let TrainEvent::Batch { epoch, done, total, loss } = e {

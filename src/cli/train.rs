@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use easel::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
-use easel::data::{self, FASHION_MNIST_CLASSES};
+use easel::card::{InputSpec, ModelCard, CARD_FORMAT};
+use easel::data;
 use easel::models::{Architecture, SmallCnnConfig};
 use easel::progress::Progress;
 use easel::train::{train_net, EpochReport, ShuffleAll, TrainEvent, TrainSettings};
@@ -54,10 +54,6 @@ pub struct TrainArgs {
     pub device: DeviceArg,
 }
 
-/// Fashion-MNIST's pixel statistics (training set, 0..1 scale), the demo model's normalisation.
-pub const FASHION_MEAN: f32 = 0.2860;
-pub const FASHION_STD: f32 = 0.3530;
-
 pub fn arch_preset(name: &str, classes: usize) -> Result<SmallCnnConfig> {
     use easel::models::ConvSpec;
     Ok(match name {
@@ -84,18 +80,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if card_path.exists() && !args.force {
         bail!("{} already holds a model; pass --force to replace it", args.out.display());
     }
-    let classes: Vec<String> = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
+    let classes = data::fashion_classes();
     let config = arch_preset(&args.arch, classes.len())?;
-    let spec = InputSpec {
-        channels: 1,
-        height: 28,
-        width: 28,
-        resize: ResizeMode::Stretch,
-        crop_fraction: 0.875,
-        scale: 1.0 / 255.0,
-        mean: vec![FASHION_MEAN],
-        std: vec![FASHION_STD],
-    };
+    let spec = data::fashion_input();
     let train_src = data::resolve_source(&args.data, "train")?;
     let mut train = data::load_source(&train_src, &spec, &classes)
         .with_context(|| format!("cannot load training data from {}", args.data.display()))?;

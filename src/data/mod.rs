@@ -14,6 +14,29 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ];
 
+/// Fashion-MNIST's pixel statistics (training set, 0..1 scale): the normalisation of the
+/// models easel trains on it.
+pub const FASHION_MEAN: f32 = 0.2860;
+pub const FASHION_STD: f32 = 0.3530;
+
+/// The input of a model trained on Fashion-MNIST: 28x28 grey, normalised with its statistics.
+pub fn fashion_input() -> InputSpec {
+    InputSpec {
+        channels: 1,
+        height: 28,
+        width: 28,
+        resize: crate::card::ResizeMode::Stretch,
+        crop_fraction: 0.875,
+        scale: 1.0 / 255.0,
+        mean: vec![FASHION_MEAN],
+        std: vec![FASHION_STD],
+    }
+}
+
+pub fn fashion_classes() -> Vec<String> {
+    FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect()
+}
+
 /// Where Debian's `dataset-fashion-mnist` package installs the IDX files.
 pub const SYSTEM_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 

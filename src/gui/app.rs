@@ -111,8 +111,7 @@ pub struct DatasetView {
     pub gallery_page: usize,
     pub gallery_job: Option<JobId>,
     pub thumbnails: std::collections::HashMap<usize, Shown>,
-    /// Galleries of a merged class list are built from these predictions (the sample's own
-    /// source comes from here too).
+    /// The confusion-matrix cell whose gallery is open (true, predicted).
     pub selected_cell: Option<(usize, usize)>,
 }
 

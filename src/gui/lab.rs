@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
-use crate::card::{InputSpec, ResizeMode};
-use crate::data::{self, FASHION_MNIST_CLASSES};
 use crate::device::{select_device, DeviceChoice};
 use crate::metrics::CostMatrix;
-use crate::models::{ConvSpec, SmallCnnConfig};
+use crate::models::SmallCnnConfig;
 use crate::progress::Progress;
-use crate::sampling::{self, Profile, RunConfig, RunRecord, StrategySpec};
+use crate::sampling::{self, Profile, RunRecord, StrategySpec};
 use crate::train::{EpochReport, TrainEvent, TrainSettings};
 
 /// What the user asked the lab to do.
@@ -47,20 +45,10 @@ pub struct LabHandle {
     pub cancel: Arc<AtomicBool>,
 }
 
-/// The lab's small CNN: the two-conv network of the reference fixtures (fast on a CPU).
+/// The lab's small CNN: the two-conv network of the reference fixtures (fast on a CPU), as
+/// `easel sample --arch two-conv` uses.
 fn lab_architecture(k: usize) -> SmallCnnConfig {
-    SmallCnnConfig {
-        in_channels: 1,
-        height: 28,
-        width: 28,
-        convs: vec![
-            ConvSpec { out_channels: 16, kernel: 3, batchnorm: false, pool: true },
-            ConvSpec { out_channels: 32, kernel: 3, batchnorm: false, pool: true },
-        ],
-        hidden: vec![64],
-        num_classes: k,
-        dropout: 0.0,
-    }
+    SmallCnnConfig::two_conv(1, 28, 16, 32, 3, 64, k)
 }
 
 pub fn spawn(req: LabRequest, repaint: Arc<dyn Fn() + Send + Sync>) -> Result<LabHandle, String> {
@@ -101,39 +89,19 @@ fn run(req: &LabRequest, specs: &[StrategySpec], cancel: &AtomicBool, tx: &Sende
         let _ = tx.send(e);
         repaint();
     };
-    let classes: Vec<String> = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
-    let input = InputSpec { channels: 1, height: 28, width: 28, resize: ResizeMode::Stretch, crop_fraction: 0.875, scale: 1.0 / 255.0, mean: vec![0.2860], std: vec![0.3530] };
-    let mut full = data::load_source(&data::resolve_source(&req.train, &req.train_split)?, &input, &classes)?;
-    let test = match &req.test {
-        Some(t) => data::load_source(&data::resolve_source(t, "t10k")?, &input, &classes)?,
-        None => {
-            if req.holdout == 0 || req.holdout >= full.len() {
-                return Err(crate::Error::invalid("the held-out part must leave images to train on"));
-            }
-            let split = full.len() - req.holdout;
-            let t = full.subset(&(split..full.len()).collect::<Vec<_>>());
-            full = full.subset(&(0..split).collect::<Vec<_>>());
-            t
-        }
-    };
-    let targets = req.profile.targets(&full.class_counts(), req.per_class)?;
-    let train = sampling::imbalanced_subset(&full, &targets, req.seed);
-    sampling::check_memory(train.len(), train.image_len(), test.len(), classes.len(), specs.len(), targets.iter().copied().max().unwrap_or(0))?;
+    let holdout = req.test.is_none().then_some(req.holdout);
+    let lab = sampling::prepare_lab_data(&req.train, &req.train_split, req.test.as_deref(), holdout, &req.profile, req.per_class, req.seed, specs.len())?;
+    let (train, test) = (lab.train, lab.test);
+    let k = train.classes.len();
     let device = select_device(req.device).unwrap_or_else(|_| crate::device::ComputeDevice::cpu("fallback"));
-    let cost = req.cost.clone().unwrap_or_else(|| CostMatrix::zero_one(classes.len()));
+    let cost = req.cost.clone().unwrap_or_else(|| CostMatrix::zero_one(k));
     for spec in specs {
         if cancel.load(Ordering::Relaxed) {
             return Err(crate::Error::Cancelled);
         }
         send(LabEvent::Started { strategy: spec.name.clone(), train_counts: train.class_counts() });
-        let config = RunConfig {
-            strategy: spec.clone(),
-            profile: req.profile.clone(),
-            per_class: req.per_class,
-            architecture: lab_architecture(classes.len()),
-            input: input.clone(),
-            settings: TrainSettings { epochs: req.epochs, batch_size: 64, learning_rate: 2e-3, lr_decay: 0.8, seed: req.seed, augment_flip: spec.name.contains("oversample") },
-        };
+        let settings = TrainSettings { epochs: req.epochs, batch_size: 64, learning_rate: 2e-3, lr_decay: 0.8, seed: req.seed, augment_flip: false };
+        let config = sampling::run_config(spec, &req.profile, req.per_class, lab_architecture(k), settings);
         let name = spec.name.clone();
         let mut last = std::time::Instant::now();
         let mut on_event = |e: TrainEvent| match e {

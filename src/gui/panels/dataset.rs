@@ -49,8 +49,7 @@ fn toolbar_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
         if ui.button("Training split…").on_hover_text("a second labelled set for the distribution chart").clicked() {
             app.rt.commands.push(Command::PickTrainSplit);
         }
-        if let Some(job) = app.rt.dataset.job {
-            let _ = job;
+        if app.rt.dataset.job.is_some() {
             let (d, t) = app.rt.dataset.progress;
             ui.add(egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 }).desired_width(200.0).text(format!("{d}/{t} images")));
             if ui.button("Cancel").clicked() {
@@ -144,7 +143,7 @@ fn distribution_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
         ("test: predicted".into(), d.report.predicted_counts.clone(), egui::Color32::from_rgb(230, 140, 50)),
     ];
     if let Some(train) = &app.rt.dataset.train_counts {
-        if train.len() == d.report.true_counts.len() + 0 && app.state.merges.is_empty() {
+        if train.len() == d.report.true_counts.len() && app.state.merges.is_empty() {
             series.insert(0, ("train: true".into(), train.clone(), egui::Color32::from_rgb(120, 170, 90)));
         }
     }

@@ -102,7 +102,6 @@ fn method_bar_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
 fn map_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     let ev = &app.rt.explain;
     let running = ev.job.is_some();
-    let target = ev.result.as_ref().map(|r| r.target);
     let class_name = |k: usize| app.rt.model.as_ref().and_then(|m| m.classes.get(k).cloned()).unwrap_or_default();
     if let Some(r) = &ev.result {
         let mut line = format!("{} of “{}”", r.method.title(), class_name(r.target));
@@ -152,7 +151,6 @@ fn map_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
         }
         ui.label(format!("colour scale: {} = end of the colour bar", crate::render::format_number(r.scale)));
     }
-    let _ = target;
 }
 
 /// Returns true when the edit is finished (not mid-drag), so the map is recomputed once.
