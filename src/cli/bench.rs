@@ -94,6 +94,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "predict_images_per_sec_batched": ipsb,
             "predict_batch": case.batch,
         });
+        // `easel evaluate`'s path over the whole 10k test set, for the small CNN
+        if spec.channels == 1 {
+            let src = easel::data::resolve_source(&args.assets.join("fashion-mnist"), "t10k")?;
+            let set = easel::data::load_source(&src, spec, &model.card.classes)?;
+            let t = median_secs(1, || {
+                easel::evaluate::evaluate(&model, &set, 256, Progress::none())?;
+                Ok(())
+            })?;
+            let ips = set.len() as f64 / t;
+            println!("evaluate  {} images: {:.1} s, {ips:.0} images/s ({:.2}x batch 1)", set.len(), t, ips / ips1);
+            entry["evaluate_images_per_sec"] = json!(ips);
+        }
 
         // explanations against the same number of batch-1 forwards
         let side = spec.height.min(spec.width);
