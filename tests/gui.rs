@@ -199,3 +199,48 @@ fn sampling_lab_compares_selected_runs_and_prior_correction_changes_the_numbers(
     let shown = format!("{:.4}", after[0].rare_recall);
     let _ = h.get_by_label(&shown);
 }
+
+#[test]
+fn sampling_lab_trains_in_the_background_with_live_curves_and_can_be_cancelled() {
+    let mut h = harness(Demo::Fashion);
+    // the lab writes its runs under the cache folder: keep them out of the user's
+    h.state_mut().rt.lab.out_root = Some(std::env::temp_dir().join(format!("easel-gui-lab-runs-{}", std::process::id())));
+    wait_for(&mut h, "the demo", 60, |a| map_of(a).is_some());
+    h.get_by_label("Sampling lab").click();
+    h.step();
+    {
+        let s = &mut h.state_mut().state.lab;
+        s.per_class = 60;
+        s.ratio = 10.0;
+        s.rare = vec![4];
+        s.epochs = 1;
+        s.strategies = vec!["uniform".into(), "oversample".into()];
+    }
+    h.step();
+    h.get_by_label("Train").click();
+    h.step();
+    assert!(h.state().rt.lab.handle.is_some(), "training starts on its own thread");
+    wait_for(&mut h, "two lab runs", 240, |a| a.rt.lab.handle.is_none());
+    assert!(h.state().rt.errors.is_empty(), "{:?}", h.state().rt.errors);
+    let lab = &h.state().rt.lab;
+    assert_eq!(lab.records.len(), 2);
+    assert_eq!(lab.live.len(), 2);
+    assert!(lab.live.iter().all(|(_, epochs)| epochs.len() == 1), "one epoch curve point per run");
+    let counts = lab.train_counts.clone().unwrap();
+    assert_eq!(counts[0], 60);
+    assert_eq!(counts[4], 6, "the rare class has 60 / 10 images");
+    for dir in &lab.dirs {
+        assert!(dir.join("run.json").is_file(), "{} saved", dir.display());
+    }
+    let _ = h.get_by_label_contains("run: oversample");
+
+    // a second start, cancelled at once, adds no run and says so
+    h.state_mut().state.lab.epochs = 5;
+    h.get_by_label("Train").click();
+    h.step();
+    h.get_by_label("Cancel training").click();
+    h.step();
+    wait_for(&mut h, "the cancel", 120, |a| a.rt.lab.handle.is_none());
+    assert_eq!(h.state().rt.lab.records.len(), 2);
+    assert_eq!(h.state().rt.status.as_deref(), Some("training cancelled"));
+}

@@ -82,6 +82,8 @@ pub struct LabView {
     pub confusions: Vec<crate::metrics::ConfusionMatrix>,
     pub true_distribution: Vec<f64>,
     pub cost_is_custom: bool,
+    /// Where new runs go; `None`: `lab-runs/` in the cache folder.
+    pub out_root: Option<PathBuf>,
 }
 
 /// Figures derived from predictions, recomputed when merges or costs change.
@@ -1042,9 +1044,12 @@ impl EaselApp {
         }
         let (train, train_split, test, holdout) = self.lab_data();
         let s = &self.state.lab;
-        let out = crate::evaluate::cache_dir()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("lab-runs")
+        let out = self
+            .rt
+            .lab
+            .out_root
+            .clone()
+            .unwrap_or_else(|| crate::evaluate::cache_dir().unwrap_or_else(std::env::temp_dir).join("lab-runs"))
             .join(format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)));
         let cost = self.rt.dataset.derived.as_ref().filter(|d| d.preds.k() == 10 && self.state.cost.is_some()).map(|d| d.cost.clone());
         let req = super::lab::LabRequest {

@@ -17,6 +17,8 @@ pub fn ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     let row_h = ui.text_style_height(&egui::TextStyle::Body) + 4.0;
     let n = app.rt.images.len();
     let selected = app.state.selected;
+    // one line per row (show_rows lays out by a fixed row height): long names are truncated
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
     egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_h, n, |ui, rows| {
         for i in rows {
             let e = &app.rt.images[i];
@@ -24,7 +26,7 @@ pub fn ui(ui: &mut egui::Ui, app: &mut EaselApp) {
                 Some(l) => format!("{} · {}", e.name, classes.get(l).map(String::as_str).unwrap_or("?")),
                 None => e.name.clone(),
             };
-            let r = ui.selectable_label(i == selected, label);
+            let r = ui.selectable_label(i == selected, &label).on_hover_text(label);
             if r.clicked() && i != selected {
                 app.rt.commands.push(Command::SelectImage(i));
             }

@@ -19,7 +19,7 @@ pub fn root_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     if !app.rt.errors.is_empty() || app.rt.status.is_some() {
         egui::Panel::top("banner").show(ui, |ui| banner_ui(ui, app));
     }
-    egui::Panel::left("images").resizable(true).default_size(220.0).show(ui, |ui| images::ui(ui, app));
+    egui::Panel::left("images").resizable(true).default_size(220.0).min_size(150.0).show(ui, |ui| images::ui(ui, app));
     egui::CentralPanel::default().show(ui, |ui| {
         ui.horizontal(|ui| {
             for (tab, name) in [(Tab::Explain, "Explain"), (Tab::Compare, "Compare"), (Tab::Adversarial, "Adversarial"), (Tab::Dataset, "Dataset"), (Tab::Sampling, "Sampling lab")] {
