@@ -244,3 +244,92 @@ fn sampling_lab_trains_in_the_background_with_live_curves_and_can_be_cancelled()
     assert_eq!(h.state().rt.lab.records.len(), 2);
     assert_eq!(h.state().rt.status.as_deref(), Some("training cancelled"));
 }
+
+/// A file as the window system hands it to egui when it is dropped on the window.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl eframe::egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn dropping_a_model_card_and_a_photo_opens_both() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut h = harness(Demo::Fashion);
+    wait_for(&mut h, "the demo", 60, |a| map_of(a).is_some());
+    for p in ["assets/efficientnet-lite0/card.json", "assets/photos/coffee.png"] {
+        h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(root.join(p))));
+    }
+    h.step();
+    wait_for(&mut h, "EfficientNet and the photo", 120, |a| {
+        a.rt.model.as_ref().is_some_and(|m| m.classes.len() == 1000) && a.rt.images.len() == 1 && a.rt.current.as_ref().is_some_and(|c| c.image.channels == 3 && c.image.width == 224)
+    });
+    assert!(h.state().rt.errors.is_empty(), "{:?}", h.state().rt.errors);
+    let top = &h.state().rt.current.as_ref().unwrap().top;
+    assert_eq!(top[0].class, "espresso");
+    let _ = h.get_by_label_contains("espresso");
+}
+
+#[test]
+fn export_writes_a_report_and_a_png_and_never_overwrites() {
+    let dir = std::env::temp_dir().join(format!("easel-gui-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut h = harness(Demo::Fashion);
+    wait_for(&mut h, "the demo", 60, |a| map_of(a).is_some());
+    let method = map_of(h.state()).unwrap();
+    use easel::gui::app::Command;
+    for round in 1..=2 {
+        h.state_mut().rt.status = None;
+        h.state_mut().rt.commands.push(Command::ExportReportTo(dir.join("report")));
+        wait_for(&mut h, "the report", 30, |a| a.rt.status.as_deref().is_some_and(|s| s.starts_with("saved")) || !a.rt.errors.is_empty());
+        let folder = dir.join(if round == 1 { "report".to_string() } else { "report-2".to_string() });
+        assert_eq!(h.state().rt.status.clone().unwrap(), format!("saved {}", folder.display()));
+        for f in ["image.png", &format!("{method}.png"), &format!("{method}.npy"), "settings.json"] {
+            assert!(folder.join(f).is_file(), "{} in {}", f, folder.display());
+        }
+        let settings: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("settings.json")).unwrap()).unwrap();
+        assert_eq!(settings["explanations"]["model_hash"], serde_json::json!(h.state().rt.model.as_ref().unwrap().hash));
+        let map = easel::npy::read_npy(&folder.join(format!("{method}.npy"))).unwrap();
+        assert_eq!(map.data.len() % (28 * 28), 0);
+
+        h.state_mut().rt.status = None;
+        h.state_mut().rt.commands.push(Command::SavePngTo(dir.join("view.png")));
+        wait_for(&mut h, "the PNG", 30, |a| a.rt.status.is_some() || !a.rt.errors.is_empty());
+        let png = dir.join(if round == 1 { "view.png" } else { "view-2.png" });
+        assert_eq!(h.state().rt.status.clone().unwrap(), format!("saved {}", png.display()));
+        let img = image::open(&png).unwrap();
+        assert!(img.width() >= 28 && img.height() >= 28);
+    }
+    assert!(h.state().rt.errors.is_empty(), "{:?}", h.state().rt.errors);
+}
+
+#[test]
+fn a_restart_reopens_the_last_model_images_selection_and_method() {
+    let mut h = harness(Demo::Photos);
+    wait_for(&mut h, "the photos demo", 120, |a| map_of(a).is_some() && a.rt.images.len() == 4);
+    h.get_by_label("chelsea.png").click();
+    h.step();
+    h.state_mut().rt.commands.push(easel::gui::app::Command::SetMethod("saliency".into()));
+    wait_for(&mut h, "the saliency map of the cat", 120, |a| map_of(a) == Some("saliency") && a.state.selected == 1);
+    // what eframe's storage keeps between runs
+    let saved = serde_json::to_string(&h.state().state).unwrap();
+    drop(h);
+
+    let stored: easel::gui::state::State = serde_json::from_str(&saved).unwrap();
+    let mut h = Harness::builder().with_size(eframe::egui::vec2(1400.0, 900.0)).build_eframe(move |cc| {
+        EaselApp::new(&cc.egui_ctx, Some(stored), StartOptions { device: Some(DeviceChoice::Cpu), ..Default::default() })
+    });
+    wait_for(&mut h, "the restored session", 120, |a| map_of(a).is_some() && a.rt.images.len() == 4);
+    let app = h.state();
+    assert_eq!(app.rt.model.as_ref().unwrap().classes.len(), 1000, "EfficientNet-Lite0 again");
+    assert_eq!(app.state.selected, 1);
+    assert_eq!(app.rt.images[1].name, "chelsea.png");
+    assert_eq!(map_of(app), Some("saliency"));
+}

@@ -42,6 +42,10 @@ pub enum Command {
     RunAttack,
     SavePng,
     ExportReport,
+    /// Save the map on screen as a PNG here (a new name if the file exists).
+    SavePngTo(PathBuf),
+    /// Write a report folder here (a new name if the folder exists).
+    ExportReportTo(PathBuf),
     DismissError(usize),
     /// Dataset view.
     Evaluate,
@@ -430,6 +434,8 @@ impl EaselApp {
                 self.rt.images_job = Some(job);
                 self.send(Request::LoadImages { job, paths });
             }
+            Command::SavePngTo(p) => self.save_png(p),
+            Command::ExportReportTo(p) => self.export_report(p),
             Command::PickModel
             | Command::PickImages { .. }
             | Command::SavePng
@@ -742,8 +748,8 @@ impl EaselApp {
             match a {
                 DialogAnswer::Model(Some(p)) => self.rt.commands.push(Command::OpenModel(p)),
                 DialogAnswer::Images(Some(p)) => self.rt.commands.push(Command::OpenImages(p)),
-                DialogAnswer::SavePng(Some(p)) => self.save_png(p),
-                DialogAnswer::Report(Some(p)) => self.export_report(p),
+                DialogAnswer::SavePng(Some(p)) => self.rt.commands.push(Command::SavePngTo(p)),
+                DialogAnswer::Report(Some(p)) => self.rt.commands.push(Command::ExportReportTo(p)),
                 DialogAnswer::Predictions(Some(p)) => {
                     let job = self.job();
                     self.rt.dataset.job = Some(job);
@@ -867,7 +873,9 @@ impl EaselApp {
                 if self.rt.images_job != Some(job) {
                     return;
                 }
-                let first_load = self.rt.images_source != source;
+                // the set open when the app last closed keeps its selection; another set starts at 0
+                let restored = self.rt.images_source.is_empty() && self.state.image_paths == [PathBuf::from(&source)];
+                let first_load = self.rt.images_source != source && !restored;
                 self.rt.images = entries;
                 self.rt.images_source = source;
                 let sel = match &self.rt.start.image {

@@ -291,7 +291,7 @@ impl Worker {
                 }
             }
             Request::ExportReport { job, dir, report } => match write_report(&dir, &report) {
-                Ok(()) => self.send(Event::Saved { job, path: dir }),
+                Ok(written) => self.send(Event::Saved { job, path: written }),
                 Err(e) => self.fail(job, format!("cannot write the report: {e}")),
             },
             Request::Evaluate { job, batch_size, cancel } => self.evaluate(job, batch_size, &cancel),
@@ -560,7 +560,8 @@ fn png_bytes(img: &image::RgbaImage) -> Result<Vec<u8>, String> {
 }
 
 /// A folder a domain expert can open: the image, each map as PNG and NPY, settings JSON.
-fn write_report(dir: &std::path::Path, r: &ReportContent) -> Result<(), String> {
+/// Write the report into `dir`, or a new name beside it if `dir` exists; returns the folder.
+fn write_report(dir: &std::path::Path, r: &ReportContent) -> Result<PathBuf, String> {
     let dir = crate::fsutil::unused_path(dir);
     crate::fsutil::ensure_dir(&dir).map_err(|e| e.to_string())?;
     let up = render::upscale_for(r.image.height.max(r.image.width), PICTURE_MIN_PX);
@@ -577,5 +578,5 @@ fn write_report(dir: &std::path::Path, r: &ReportContent) -> Result<(), String> 
     }
     let settings = serde_json::json!({"image": r.image_name, "explanations": r.settings});
     write("settings.json", serde_json::to_string_pretty(&settings).map_err(|e| e.to_string())?.as_bytes())?;
-    Ok(())
+    Ok(dir)
 }
