@@ -16,9 +16,11 @@ cargo build --release --quiet
 Xvfb ":$display" -screen 0 1600x1000x24 >/dev/null 2>&1 &
 xvfb=$!
 log=$(mktemp)
-trap 'kill $app $xvfb 2>/dev/null || true; rm -f "$log"' EXIT
+# a fresh settings folder, so what the app remembers from earlier runs does not change the picture
+state=$(mktemp -d)
+trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$log" "$state"' EXIT
 sleep 1
-DISPLAY=":$display" ./target/release/easel gui --demo "$demo" --image "$image" --method "$method" \
+DISPLAY=":$display" XDG_DATA_HOME="$state" ./target/release/easel gui --demo "$demo" --image "$image" --method "$method" \
   --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} --announce --frame-stats --device cpu >"$log" 2>&1 &
 app=$!
 case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; sampling) ready="lab ready" ;; *) ready="explanation ready" ;; esac

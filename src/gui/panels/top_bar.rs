@@ -81,7 +81,10 @@ pub fn ui(ui: &mut egui::Ui, app: &mut EaselApp) {
         ui.checkbox(&mut app.rt.frames.measuring, "Frame times");
         if app.rt.frames.measuring {
             if let (Some(p50), Some(p99)) = (app.rt.frames.percentile(50.0), app.rt.frames.percentile(99.0)) {
-                ui.label(format!("p50 {p50:.1} ms · p99 {p99:.1} ms ({} frames)", app.rt.frames.work_ms.len()));
+                ui.label(format!("p50 {p50:.1} · p99 {p99:.1} ms")).on_hover_text(format!(
+                    "time the UI thread spent per frame, over the last {} frames",
+                    app.rt.frames.work_ms.len()
+                ));
             }
         }
     });
