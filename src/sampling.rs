@@ -412,14 +412,20 @@ pub fn load_run(dir: &Path) -> Result<RunRecord> {
     serde_json::from_str(&text).map_err(|e| Error::Card { path: p, reason: format!("not a sampling-lab run ({e})") })
 }
 
-/// The lab's training and held-out sets.
+/// The lab's training and held-out sets, and the input its models take.
 pub struct LabData {
     pub train: LabelledImages,
     pub test: LabelledImages,
+    /// 28x28 grey; normalised with Fashion-MNIST's statistics for IDX data, with the training
+    /// images' own for a class-per-folder tree.
+    pub input: InputSpec,
 }
 
-/// Load the training data, hold out a test set (`test`, or the last `holdout` images, or the
-/// `t10k` split beside an IDX folder), apply the profile, and check the runs fit in memory.
+/// Load the training data, hold out a test set (`test`, or `holdout` images drawn at random
+/// with `seed`, or the `t10k` split beside an IDX folder), apply the profile, and check the
+/// runs fit in memory. IDX data has Fashion-MNIST's classes; a class-per-folder tree has its
+/// sub-folders' names, sorted as torchvision's `ImageFolder` does, and images of any size or
+/// colour are brought to 28x28 grey.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare_lab_data(
     data: &Path,
@@ -431,37 +437,69 @@ pub fn prepare_lab_data(
     seed: u64,
     runs: usize,
 ) -> Result<LabData> {
-    let input = crate::data::fashion_input();
-    let classes = crate::data::fashion_classes();
-    let mut full = crate::data::load_source(&crate::data::resolve_source(data, data_split)?, &input, &classes)?;
+    let mut input = crate::data::fashion_input();
+    let source = crate::data::resolve_source(data, data_split)?;
+    let is_folder = matches!(source, crate::data::DataSource::Folder(_));
+    let classes = match &source {
+        crate::data::DataSource::Folder(dir) => crate::data::folder_classes(dir)?,
+        crate::data::DataSource::Idx { .. } => crate::data::fashion_classes(),
+    };
+    let mut full = crate::data::load_source(&source, &input, &classes)?;
     let test = match (holdout, test) {
         (Some(n), _) => {
             if n == 0 || n >= full.len() {
                 return Err(Error::invalid(format!("holding out {n} images must leave images to train on (the data has {})", full.len())));
             }
-            let split = full.len() - n;
-            let t = full.subset(&(split..full.len()).collect::<Vec<_>>());
-            full = full.subset(&(0..split).collect::<Vec<_>>());
+            // at random: a class-per-folder tree is read class after class
+            let mut order: Vec<usize> = (0..full.len()).collect();
+            Rng::new(seed ^ HOLDOUT_STREAM).shuffle(&mut order);
+            let (mut held, mut kept) = (order[..n].to_vec(), order[n..].to_vec());
+            held.sort_unstable();
+            kept.sort_unstable();
+            let t = full.subset(&held);
+            full = full.subset(&kept);
             t
         }
         (None, Some(t)) => crate::data::load_source(&crate::data::resolve_source(t, "t10k")?, &input, &classes)?,
+        (None, None) if is_folder => {
+            return Err(Error::invalid(format!(
+                "{} is a class-per-folder tree with no test split: give a held-out folder (--test) or hold some images out (--holdout N)",
+                data.display()
+            )))
+        }
         (None, None) => crate::data::load_source(&crate::data::resolve_source(data, "t10k")?, &input, &classes)
             .map_err(|e| Error::invalid(format!("no held-out data ({e}): give a test set or hold some images out")))?,
     };
     let targets = profile.targets(&full.class_counts(), per_class)?;
     let train = imbalanced_subset(&full, &targets, seed);
     check_memory(train.len(), train.image_len(), test.len(), classes.len(), runs, targets.iter().copied().max().unwrap_or(0))?;
-    Ok(LabData { train, test })
+    if is_folder {
+        let (mean, std) = pixel_mean_std(&train.pixels);
+        input.mean = vec![mean];
+        input.std = vec![std];
+    }
+    Ok(LabData { train, test, input })
+}
+
+/// Mixed into the seed for the held-out draw, so it is not the stream that picks the tail.
+const HOLDOUT_STREAM: u64 = 0x5EED_401D;
+
+/// Mean and standard deviation of 0..255 pixels on the 0..1 scale (std at least 1e-3).
+fn pixel_mean_std(pixels: &[u8]) -> (f32, f32) {
+    let n = pixels.len().max(1) as f64;
+    let mean = pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
+    let var = pixels.iter().map(|&p| (p as f64 / 255.0 - mean).powi(2)).sum::<f64>() / n;
+    (mean as f32, (var.sqrt() as f32).max(1e-3))
 }
 
 /// The run configuration of one strategy (oversampling also flips images).
-pub fn run_config(spec: &StrategySpec, profile: &Profile, per_class: Option<usize>, architecture: SmallCnnConfig, settings: TrainSettings) -> RunConfig {
+pub fn run_config(spec: &StrategySpec, profile: &Profile, per_class: Option<usize>, architecture: SmallCnnConfig, input: &InputSpec, settings: TrainSettings) -> RunConfig {
     RunConfig {
         strategy: spec.clone(),
         profile: profile.clone(),
         per_class,
         architecture,
-        input: crate::data::fashion_input(),
+        input: input.clone(),
         settings: TrainSettings { augment_flip: spec.parts.contains(&Strategy::Oversample), ..settings },
     }
 }

@@ -74,3 +74,69 @@ fn impossible_requests_get_a_clear_message() {
     check(base("longtail:1000", "100"), "class 4 would have no training images");
     assert!(easel::sampling::check_memory(usize::MAX / 1024, 784, 10_000, 10, 6, usize::MAX / 1024).is_err());
 }
+
+/// A class-per-folder tree of 32x32 colour images: stripes one way, the other way, or a
+/// checkerboard, at random phases and with noise.
+fn pattern_folder(dir: &Path, per_class: usize) {
+    let mut rng = easel::rng::Rng::new(11);
+    for (c, name) in ["vertical", "horizontal", "checker"].iter().enumerate() {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        for i in 0..per_class {
+            let (phase, period) = (rng.below(8) as u32, 4 + rng.below(4) as u32);
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let on = match c {
+                    0 => ((x + phase) / period) % 2 == 0,
+                    1 => ((y + phase) / period) % 2 == 0,
+                    _ => (((x + phase) / period) + ((y + phase) / period)) % 2 == 0,
+                };
+                let v = if on { 200.0 } else { 50.0 } + 30.0 * rng.normal();
+                let v = v.clamp(0.0, 255.0) as u8;
+                image::Rgb([v, v / 2, 255 - v])
+            });
+            img.save(dir.join(name).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn any_class_per_folder_dataset_works_with_its_own_classes() {
+    let base = std::env::temp_dir().join(format!("easel-lab-folder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let data = base.join("patterns");
+    pattern_folder(&data, 60);
+    let out = base.join("runs");
+    let run = |extra: &[&str]| {
+        let mut a = vec!["sample", "--data", data.to_str().unwrap(), "--profile", "longtail:5", "--rare", "2", "--epochs", "4", "--batch-size", "8"];
+        a.extend_from_slice(&["--strategies", "uniform,oversample", "--seed", "1", "--out", out.to_str().unwrap(), "--force"]);
+        a.extend_from_slice(extra);
+        easel(&a)
+    };
+
+    // a folder has no test split of its own: say what to give
+    let o = run(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no test split") && err.contains("--holdout"), "{err}");
+
+    let o = run(&["--holdout", "45"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("comparison.json")).unwrap()).unwrap();
+    assert_eq!(v["classes"], serde_json::json!(["checker", "horizontal", "vertical"]), "sorted folder names, as ImageFolder");
+    let counts: Vec<usize> = serde_json::from_value(v["train_counts"].clone()).unwrap();
+    assert!(counts.iter().sum::<usize>() <= 180 - 45 && counts[2] > 0, "{counts:?}");
+    assert!(counts[2] * 4 <= counts[0].max(counts[1]), "the rare class is cut to a fifth: {counts:?}");
+    let record = easel::sampling::load_run(&out.join("uniform")).unwrap();
+    assert_eq!(record.test.len(), 45);
+    let held: Vec<usize> = record.test.labels.iter().fold(vec![0; 3], |mut c, &l| {
+        c[l] += 1;
+        c
+    });
+    assert!(held.iter().all(|&n| n > 0), "the held-out images are drawn from every class: {held:?}");
+    // the patterns are easy: well above chance (1/3)
+    let acc = v["rows"][0]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.6, "uniform accuracy {acc}");
+    // the saved model reads images as the run did: grey 28x28, the data's own statistics
+    let model = easel::models::Classifier::load(&out.join("uniform/card.json"), &cpu()).unwrap();
+    assert_eq!(model.card.classes, ["checker", "horizontal", "vertical"]);
+    assert_eq!((model.card.input.channels, model.card.input.height), (1, 28));
+    assert!((model.card.input.mean[0] - easel::data::FASHION_MEAN).abs() > 0.01, "{:?}", model.card.input.mean);
+}

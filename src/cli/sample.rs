@@ -18,7 +18,8 @@ use super::DeviceArg;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// Training data: an IDX folder or file (Fashion-MNIST layout) or a class-per-folder tree.
+    /// Training data: an IDX folder or file (Fashion-MNIST layout) or a class-per-folder tree
+    /// (its sub-folders are the classes, sorted by name; images are brought to 28x28 grey).
     #[arg(long, default_value = data::SYSTEM_FASHION_MNIST)]
     pub data: PathBuf,
     /// Which IDX split of --data to train on.
@@ -27,13 +28,14 @@ pub struct SampleArgs {
     /// Held-out data (default: the t10k split beside --data).
     #[arg(long)]
     pub test: Option<PathBuf>,
-    /// Instead of --test, hold out the last N images of --data.
+    /// Instead of --test, hold out N images of --data drawn at random (seeded).
     #[arg(long)]
     pub holdout: Option<usize>,
     /// asis, longtail:RATIO (e.g. longtail:100) or counts:N0,N1,...
     #[arg(long, default_value = "longtail:100")]
     pub profile: String,
-    /// Rare classes for a long tail, e.g. 4,6 (default: a geometric tail over all classes).
+    /// Rare classes for a long tail by index, e.g. 4,6 (default: a geometric tail over all
+    /// classes).
     #[arg(long, value_delimiter = ',')]
     pub rare: Vec<usize>,
     /// At most this many training images per class before the profile applies.
@@ -79,10 +81,10 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     if args.out.join("comparison.json").exists() && !args.force {
         bail!("{} already holds a comparison; pass --force to replace it", args.out.display());
     }
-    let classes = data::fashion_classes();
     let lab = sampling::prepare_lab_data(&args.data, &args.data_split, args.test.as_deref(), args.holdout, &profile, args.per_class, args.seed, specs.len())
         .with_context(|| format!("cannot prepare the training data from {}", args.data.display()))?;
-    let (train, test) = (lab.train, lab.test);
+    let (train, test, input) = (lab.train, lab.test, lab.input);
+    let classes = train.classes.clone();
     let cost = match &args.cost {
         Some(c) => CostMatrix::read_csv(c, classes.len())?,
         None => CostMatrix::zero_one(classes.len()),
@@ -99,7 +101,7 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     let mut records = Vec::new();
     for spec in &specs {
         let settings = TrainSettings { epochs: args.epochs, batch_size: args.batch_size, learning_rate: args.lr, lr_decay: 0.8, seed: args.seed, augment_flip: false };
-        let config = sampling::run_config(spec, &profile, args.per_class, architecture.clone(), settings);
+        let config = sampling::run_config(spec, &profile, args.per_class, architecture.clone(), &input, settings);
         let name = spec.name.clone();
         let mut on_event = |e: TrainEvent| {
             if let TrainEvent::Batch { epoch, done, total, loss } = e {

@@ -228,6 +228,23 @@ pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Re
     Ok(set)
 }
 
+/// The classes of a class-per-folder tree, as torchvision's `ImageFolder` orders them: the
+/// sub-folder names, sorted (hidden folders left out).
+pub fn folder_classes(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::NoImages { path: dir.to_path_buf(), exts: "one sub-folder per class".into() });
+    }
+    Ok(names)
+}
+
 /// A class folder's label: its name equals a class name (case-insensitive, `/` may be written
 /// `_` or `-`), or it is the class index.
 pub fn folder_label(name: &str, classes: &[String]) -> Option<usize> {

@@ -91,7 +91,7 @@ fn run(req: &LabRequest, specs: &[StrategySpec], cancel: &AtomicBool, tx: &Sende
     };
     let holdout = req.test.is_none().then_some(req.holdout);
     let lab = sampling::prepare_lab_data(&req.train, &req.train_split, req.test.as_deref(), holdout, &req.profile, req.per_class, req.seed, specs.len())?;
-    let (train, test) = (lab.train, lab.test);
+    let (train, test, input) = (lab.train, lab.test, lab.input);
     let k = train.classes.len();
     let device = select_device(req.device).unwrap_or_else(|_| crate::device::ComputeDevice::cpu("fallback"));
     let cost = req.cost.clone().unwrap_or_else(|| CostMatrix::zero_one(k));
@@ -101,7 +101,7 @@ fn run(req: &LabRequest, specs: &[StrategySpec], cancel: &AtomicBool, tx: &Sende
         }
         send(LabEvent::Started { strategy: spec.name.clone(), train_counts: train.class_counts() });
         let settings = TrainSettings { epochs: req.epochs, batch_size: 64, learning_rate: 2e-3, lr_decay: 0.8, seed: req.seed, augment_flip: false };
-        let config = sampling::run_config(spec, &req.profile, req.per_class, lab_architecture(k), settings);
+        let config = sampling::run_config(spec, &req.profile, req.per_class, lab_architecture(k), &input, settings);
         let name = spec.name.clone();
         let mut last = std::time::Instant::now();
         let mut on_event = |e: TrainEvent| match e {
