@@ -165,15 +165,20 @@ fn distribution_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
         .allow_drag(false)
         .allow_scroll(false)
         .y_axis_label(if log { "log10(count + 1)" } else { "count" })
-        .x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < classes.len() { classes[i as usize].chars().take(8).collect() } else { String::new() }
-        })
+        .x_axis_formatter(class_axis(classes))
         .show(ui, |p| {
             for c in charts {
                 p.bar_chart(c);
             }
         });
+}
+
+/// An x-axis formatter that names whole-number ticks by class (first 8 characters).
+pub fn class_axis(classes: Vec<String>) -> impl Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String {
+    move |mark, _| {
+        let i = mark.value.round();
+        if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < classes.len() { classes[i as usize].chars().take(8).collect() } else { String::new() }
+    }
 }
 
 fn metrics_ui(ui: &mut egui::Ui, app: &mut EaselApp) {

@@ -6,7 +6,7 @@ use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 
 use crate::gui::app::{Command, EaselApp};
-use crate::gui::panels::dataset::matrix_grid_ui;
+use crate::gui::panels::dataset::{class_axis, matrix_grid_ui};
 use crate::gui::state::ConfusionView;
 
 pub const STRATEGIES: [&str; 6] = ["uniform", "ignore", "undersample", "oversample", "hnm", "weighted"];
@@ -182,9 +182,21 @@ fn compare_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
             })
             .collect()
     };
+    // one colour key for both charts, so no legend covers the bars
+    ui.horizontal_wrapped(|ui| {
+        for (s, r) in rows.iter().enumerate() {
+            let colour = COLOURS[s % COLOURS.len()];
+            let (swatch, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().rect_filled(swatch, 2.0, colour);
+            ui.colored_label(colour, &r.strategy);
+        }
+    });
     ui.label("recall per class");
     let recall = bars(&|s| rows[s].recall.clone());
-    Plot::new("lab_recall").height(170.0).legend(Legend::default()).allow_zoom(false).allow_drag(false).allow_scroll(false).include_y(1.0).show(ui, |p| {
+    let plot = |id: &str| {
+        Plot::new(id.to_string()).height(170.0).allow_zoom(false).allow_drag(false).allow_scroll(false).x_axis_formatter(class_axis(classes.clone()))
+    };
+    plot("lab_recall").include_y(1.0).show(ui, |p| {
         for c in recall {
             p.bar_chart(c);
         }
@@ -192,7 +204,7 @@ fn compare_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     ui.label("predicted class frequency (yellow line: true frequency)");
     let truth = app.rt.lab.true_distribution.clone();
     let dist = bars(&|s| rows[s].predicted_distribution.clone());
-    Plot::new("lab_dist").height(170.0).legend(Legend::default()).allow_zoom(false).allow_drag(false).allow_scroll(false).show(ui, |p| {
+    plot("lab_dist").show(ui, |p| {
         for c in dist {
             p.bar_chart(c);
         }
