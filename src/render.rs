@@ -316,11 +316,11 @@ fn with_colour_bar(img: RgbaImage, opts: &RenderOptions, threshold: f32) -> Rgba
     image::imageops::overlay(&mut out, &img, 0, 0);
     let top = margin;
     let bar_h = out_h - 2 * margin;
-    let signed = opts.sign == Sign::All;
     for y in 0..bar_h {
+        // top to bottom, the colormap from 1 to 0: what the picture shows (signed maps put
+        // -scale at 0 and +scale at 1, unsigned ones 0 at 0)
         let t = 1.0 - y as f32 / (bar_h - 1).max(1) as f32;
-        // the bar shows what the picture shows: for unsigned maps 0..1 of the colormap
-        let c = opts.colormap.color(if signed { t } else { t });
+        let c = opts.colormap.color(t);
         for x in 0..bar_w {
             out.put_pixel(w + pad + x, top + y, Rgba([c[0], c[1], c[2], 255]));
         }

@@ -49,7 +49,7 @@ pub fn root_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
 fn banner_ui(ui: &mut egui::Ui, app: &mut EaselApp) {
     for (i, e) in app.rt.errors.iter().enumerate() {
         ui.horizontal(|ui| {
-            ui.colored_label(egui::Color32::from_rgb(200, 40, 40), format!("{e}"));
+            ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e.as_str());
             if ui.small_button("Dismiss").clicked() {
                 app.rt.commands.push(Command::DismissError(i));
             }
