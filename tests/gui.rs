@@ -12,11 +12,14 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn harness(demo: Demo) -> Harness<'static, EaselApp> {
+    harness_from(None, Some(demo))
+}
+
+/// The app on the CPU, from stored state (as eframe hands it back on a restart) and/or a demo.
+fn harness_from(stored: Option<easel::gui::state::State>, demo: Option<Demo>) -> Harness<'static, EaselApp> {
     Harness::builder()
         .with_size(eframe::egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| {
-            EaselApp::new(&cc.egui_ctx, None, StartOptions { demo: Some(demo), device: Some(DeviceChoice::Cpu), ..Default::default() })
-        })
+        .build_eframe(move |cc| EaselApp::new(&cc.egui_ctx, stored, StartOptions { demo, device: Some(DeviceChoice::Cpu), ..Default::default() }))
 }
 
 /// Step the UI until `done` holds (the worker runs on its own thread meanwhile).
@@ -323,9 +326,7 @@ fn a_restart_reopens_the_last_model_images_selection_and_method() {
     drop(h);
 
     let stored: easel::gui::state::State = serde_json::from_str(&saved).unwrap();
-    let mut h = Harness::builder().with_size(eframe::egui::vec2(1400.0, 900.0)).build_eframe(move |cc| {
-        EaselApp::new(&cc.egui_ctx, Some(stored), StartOptions { device: Some(DeviceChoice::Cpu), ..Default::default() })
-    });
+    let mut h = harness_from(Some(stored), None);
     wait_for(&mut h, "the restored session", 120, |a| map_of(a).is_some() && a.rt.images.len() == 4);
     let app = h.state();
     assert_eq!(app.rt.model.as_ref().unwrap().classes.len(), 1000, "EfficientNet-Lite0 again");

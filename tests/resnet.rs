@@ -45,21 +45,8 @@ fn a_seeded_resnet18_round_trips_through_safetensors() {
     let net = arch.init(&dev).unwrap();
     let tensors = net.torch_tensors(&arch).unwrap();
     let dir = std::env::temp_dir().join(format!("easel-resnet-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    easel::weights::write_safetensors(&dir.join("weights.safetensors"), &tensors).unwrap();
-    let card = ModelCard {
-        format: CARD_FORMAT.into(),
-        name: "seeded ResNet-18".into(),
-        architecture: arch,
-        weights: "weights.safetensors".into(),
-        input: InputSpec { channels: 3, height: 64, width: 64, resize: ResizeMode::Stretch, crop_fraction: 0.875, scale: 1.0 / 255.0, mean: vec![0.5; 3], std: vec![0.25; 3] },
-        classes: (0..10).map(|i| format!("c{i}")).collect(),
-        source: String::new(),
-        license: String::new(),
-        metrics: serde_json::Value::Null,
-    };
-    card.save(&dir.join("card.json")).unwrap();
-    let loaded = Classifier::load(&dir.join("card.json"), &dev).unwrap();
+    let card = write_model(&dir, "seeded ResNet-18", arch, &tensors, (64, 64));
+    let loaded = Classifier::load(&card, &dev).unwrap();
     let img = easel::imaging::load_prepared(&asset("photos/chelsea.png"), &loaded.card.input).unwrap();
     let a = loaded.logits(loaded.input_batch(&[&img])).unwrap().remove(0);
     let direct = Classifier { net: net.valid(), ..loaded.clone() };
@@ -103,14 +90,20 @@ fn formula_card(depth: usize, dir: &std::path::Path) -> std::path::PathBuf {
             } as f32;
         }
     }
+    write_model(dir, &format!("formula ResNet-{depth}"), arch, &tensors, (80, 72))
+}
+
+/// Write `tensors` as safetensors plus a 10-class card (RGB, `height` x `width`) into `dir`;
+/// returns the card's path.
+fn write_model(dir: &std::path::Path, name: &str, arch: Architecture, tensors: &[(String, easel::weights::HostTensor)], (height, width): (usize, usize)) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    easel::weights::write_safetensors(&dir.join("weights.safetensors"), &tensors).unwrap();
+    easel::weights::write_safetensors(&dir.join("weights.safetensors"), tensors).unwrap();
     let card = ModelCard {
         format: CARD_FORMAT.into(),
-        name: format!("formula ResNet-{depth}"),
+        name: name.into(),
         architecture: arch,
         weights: "weights.safetensors".into(),
-        input: InputSpec { channels: 3, height: 80, width: 72, resize: ResizeMode::Stretch, crop_fraction: 0.875, scale: 1.0 / 255.0, mean: vec![0.5; 3], std: vec![0.25; 3] },
+        input: InputSpec { channels: 3, height, width, resize: ResizeMode::Stretch, crop_fraction: 0.875, scale: 1.0 / 255.0, mean: vec![0.5; 3], std: vec![0.25; 3] },
         classes: (0..10).map(|i| format!("c{i}")).collect(),
         source: String::new(),
         license: String::new(),
