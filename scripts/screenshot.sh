@@ -2,7 +2,8 @@
 # Start easel under Xvfb on the photos demo, run one explanation, save a screenshot.
 #   scripts/screenshot.sh [OUT.png] [METHOD]
 # Environment: DEMO=photos|fashion, IMAGE=<part of a name>,
-# TAB=explain|compare|adversarial|dataset|sampling, RUNS=<folder of easel sample runs>.
+# TAB=explain|compare|adversarial|dataset|sampling, RUNS=<folder of easel sample runs>,
+# SIZE=1024x640 (the window; default 1400x860).
 # Needs Xvfb and ImageMagick (`apt-get install -y xvfb imagemagick`). Prints the UI thread's
 # frame times measured while the map computed.
 set -euo pipefail
@@ -12,6 +13,7 @@ method=${2:-occlusion}
 demo=${DEMO:-photos}
 image=${IMAGE:-chelsea}
 display=${DISPLAY_NUMBER:-97}
+size=${SIZE:-1400x860}
 cargo build --release --quiet
 Xvfb ":$display" -screen 0 1600x1000x24 >/dev/null 2>&1 &
 xvfb=$!
@@ -21,7 +23,7 @@ state=$(mktemp -d)
 trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$log" "$state"' EXIT
 sleep 1
 DISPLAY=":$display" XDG_DATA_HOME="$state" ./target/release/easel gui --demo "$demo" --image "$image" --method "$method" \
-  --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} --announce --frame-stats --device cpu >"$log" 2>&1 &
+  --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} --window-size "$size" --announce --frame-stats --device cpu >"$log" 2>&1 &
 app=$!
 case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; sampling) ready="lab ready" ;; *) ready="explanation ready" ;; esac
 for _ in $(seq 1 600); do
@@ -32,6 +34,6 @@ done
 grep -q "$ready" "$log" || { cat "$log"; echo "no explanation within 5 minutes" >&2; exit 1; }
 sleep 1
 mkdir -p "$(dirname "$out")"
-DISPLAY=":$display" import -window root -crop 1400x860+0+0 "$out"
+DISPLAY=":$display" import -window root -crop "${size}+0+0" "$out"
 grep "frame times" "$log" || true
 echo "saved $out"

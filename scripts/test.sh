@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and run every test: the README's test command, and what CI runs.
+#   bash scripts/test.sh          both tiers, the manifest checks, clippy and rustfmt
+#   FAST=1 bash scripts/test.sh   the fast tier only (what to run after every change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use: Fashion-MNIST's 60k training set (for `easel train`) from
-# Debian. Installed when we are root on a Debian-like system; elsewhere install it yourself.
+# System packages the tests use: Fashion-MNIST's 60k training set (for `easel train` and the
+# labs) from Debian. Installed when we are root on a Debian-like system; elsewhere install it
+# yourself.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
     apt-get install -y --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 \
@@ -12,8 +15,25 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   fi
 fi
 
-# One build profile (release) for run, test and bench, so dependencies compile once.
-cargo test --release --locked
+# Tests never touch the user's cache or settings.
+export EASEL_CACHE_DIR="${TMPDIR:-/tmp}/easel-test-cache-$$"
+trap 'rm -rf "$EASEL_CACHE_DIR"' EXIT
 
-# The compute library builds without the GUI: the compiler checks that it never imports egui.
-cargo build --release --locked --lib --no-default-features
+# One build profile (release) for run, test and bench, so dependencies compile once.
+if [ "${FAST:-0}" = 1 ]; then
+  cargo test --release --locked --workspace
+  exit 0
+fi
+# The fast tier and the slow tier (training and end-to-end runs, marked #[ignore]) together.
+cargo test --release --locked --workspace -- --include-ignored
+
+# The compute crate's dependency tree holds no GUI crate: the manifests, not a convention,
+# keep egui out of it.
+if cargo tree --locked -p easel-core -e normal --prefix none | grep -E '^(egui|eframe|winit|rfd|egui_plot|egui-wgpu|egui-winit)( |$)'; then
+  echo "easel-core depends on a GUI crate" >&2
+  exit 1
+fi
+
+# Lints and formatting (clippy in the release profile reuses its build scripts and macros).
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo fmt --all --check

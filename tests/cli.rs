@@ -89,8 +89,8 @@ fn a_pickle_that_calls_os_system_is_refused_and_nothing_runs() {
     assert!(!marker.exists(), "the pickle's code ran");
 }
 
-fn fixture_tensors() -> Vec<(String, easel::weights::HostTensor)> {
-    let map = easel::weights::read_tensors(&fixture("smallcnn_fashion/weights.safetensors")).unwrap();
+fn fixture_tensors() -> Vec<(String, easel_core::weights::HostTensor)> {
+    let map = easel_core::weights::read_tensors(&fixture("smallcnn_fashion/weights.safetensors")).unwrap();
     map.tensors.into_iter().collect()
 }
 
@@ -109,8 +109,8 @@ fn a_wrong_shaped_tensor_names_the_tensor_and_both_shapes() {
     let d = scratch("shape");
     let mut tensors = fixture_tensors();
     let conv = tensors.iter_mut().find(|(k, _)| k == "conv2.weight").unwrap();
-    conv.1 = easel::weights::HostTensor { shape: vec![32, 16, 5, 5], data: vec![0.0; 32 * 16 * 25] };
-    easel::weights::write_safetensors(&d.join("w.safetensors"), &tensors).unwrap();
+    conv.1 = easel_core::weights::HostTensor { shape: vec![32, 16, 5, 5], data: vec![0.0; 32 * 16 * 25] };
+    easel_core::weights::write_safetensors(&d.join("w.safetensors"), &tensors).unwrap();
     let card = card_with_weights(&d, "w.safetensors", 10);
     let out = easel(&["predict", "--model", s(&card), "--images", s(&fixture("smallcnn_fashion/input.png"))]);
     assert_clean_failure(&out, &["conv2.weight", "[32, 16, 5, 5]", "[32, 16, 3, 3]"]);
@@ -120,13 +120,13 @@ fn a_wrong_shaped_tensor_names_the_tensor_and_both_shapes() {
 fn missing_extra_and_truncated_weights_are_clear_errors() {
     let d = scratch("missing");
     let tensors: Vec<_> = fixture_tensors().into_iter().filter(|(k, _)| k != "fc1.bias").collect();
-    easel::weights::write_safetensors(&d.join("m.safetensors"), &tensors).unwrap();
+    easel_core::weights::write_safetensors(&d.join("m.safetensors"), &tensors).unwrap();
     let card = card_with_weights(&d, "m.safetensors", 10);
     assert_clean_failure(&easel(&["predict", "--model", s(&card), "--images", s(&fixture("smallcnn_fashion/input.png"))]), &["fc1.bias", "missing", "[64]"]);
 
     let mut extra = fixture_tensors();
-    extra.push(("fc3.weight".into(), easel::weights::HostTensor { shape: vec![2, 2], data: vec![0.0; 4] }));
-    easel::weights::write_safetensors(&d.join("e.safetensors"), &extra).unwrap();
+    extra.push(("fc3.weight".into(), easel_core::weights::HostTensor { shape: vec![2, 2], data: vec![0.0; 4] }));
+    easel_core::weights::write_safetensors(&d.join("e.safetensors"), &extra).unwrap();
     let card = card_with_weights(&d, "e.safetensors", 10);
     assert_clean_failure(&easel(&["predict", "--model", s(&card), "--images", s(&fixture("smallcnn_fashion/input.png"))]), &["fc3.weight", "not part of"]);
 
@@ -156,7 +156,7 @@ fn explain_rejects_bad_requests_clearly() {
         a.extend_from_slice(extra);
         easel(&a.iter().map(|x| *x).collect::<Vec<_>>())
     };
-    assert_clean_failure(&base(&["--method", "telepathy"]), &["unknown method 'telepathy'"]);
+    assert_clean_failure(&base(&["--method", "telepathy"]), &["invalid value 'telepathy'", "occlusion"]);
     assert_clean_failure(&base(&["--method", "occlusion", "--window", "40"]), &["larger than the 28x28 input"]);
     assert_clean_failure(&base(&["--method", "occlusion", "--stride", "0"]), &["stride must be at least 1"]);
     assert_clean_failure(&base(&["--method", "saliency", "--target", "10"]), &["class index 10 is out of range"]);
@@ -215,5 +215,5 @@ fn info_names_the_device() {
     assert!(v["reason"].as_str().unwrap().contains("EASEL_NO_GPU"));
     let bad = easel(&["info", "--device", "quantum"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown device 'quantum'"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'quantum'"));
 }

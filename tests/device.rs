@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use easel::device::{select_device, DeviceChoice};
-use easel::models::Classifier;
+use easel_core::device::{select_device, DeviceChoice};
+use easel_core::models::Classifier;
 
 #[test]
 fn auto_and_cpu_always_answer() {
@@ -32,9 +32,9 @@ fn wgpu_matches_the_cpu_where_it_exists() {
         let dir = fixture(name);
         let cpu_model = Classifier::load(&dir.join("card.json"), &cpu()).unwrap();
         let gpu_model = Classifier::load(&dir.join("card.json"), &gpu.device).unwrap();
-        let img = easel::imaging::load_prepared(&dir.join("input.png"), &cpu_model.card.input).unwrap();
-        let a = cpu_model.logits(cpu_model.input_batch(&[&img, &img])).unwrap();
-        let b = gpu_model.logits(gpu_model.input_batch(&[&img, &img])).unwrap();
+        let img = easel_core::imaging::load_prepared(&dir.join("input.png"), &cpu_model.card.input).unwrap();
+        let a = cpu_model.logits(cpu_model.input_batch(&[&img, &img]).unwrap()).unwrap();
+        let b = gpu_model.logits(gpu_model.input_batch(&[&img, &img]).unwrap()).unwrap();
         for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
             assert!((x - y).abs() < 1e-4, "{name}: cpu {x} vs wgpu {y}");
         }

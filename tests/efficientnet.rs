@@ -4,18 +4,18 @@
 mod common;
 
 use common::*;
-use easel::explain::{self, AttackParams, Method};
-use easel::imaging::{self, PreparedImage};
-use easel::models::Classifier;
-use easel::predict::top_k;
-use easel::progress::Progress;
+use easel_core::explain::{self, AttackParams, Method};
+use easel_core::imaging::{self, PreparedImage};
+use easel_core::models::Classifier;
+use easel_core::predict::top_k;
+use easel_core::progress::Progress;
 
 fn model() -> Classifier {
     Classifier::load(&asset("efficientnet-lite0/card.json"), &cpu()).expect("the shipped EfficientNet-Lite0 loads")
 }
 
 fn top1(m: &Classifier, img: &PreparedImage) -> (usize, String) {
-    let l = m.logits(m.input_batch(&[img])).unwrap().remove(0);
+    let l = m.logits(m.input_batch(&[img]).unwrap()).unwrap().remove(0);
     let t = top_k(&l, 1, &m.card.classes).remove(0);
     (t.class_index, t.class)
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use easel::metrics::{self, CostMatrix, Predictions};
+use easel_core::metrics::{self, CostMatrix, Predictions};
 
 fn expected() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("metrics/expected.json")).unwrap()).unwrap()

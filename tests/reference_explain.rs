@@ -5,10 +5,11 @@
 mod common;
 
 use common::*;
-use easel::explain::{self, Baseline, Fill, IgMethod, IgParams, Method, OcclusionParams};
-use easel::imaging;
-use easel::models::Classifier;
-use easel::progress::Progress;
+use easel_core::explain::smoothgrad::{NoiseTunnelType, noise_tunnel_with};
+use easel_core::explain::{self, Baseline, Fill, IgMethod, IgParams, Method, NoiseBase, NoiseParams, OcclusionParams};
+use easel_core::imaging;
+use easel_core::models::Classifier;
+use easel_core::progress::Progress;
 
 struct Fixture {
     model: Classifier,
@@ -56,15 +57,17 @@ fn check_all(name: &str) {
     let r = run(&f, &ig);
     assert_matches(&f, &r.map.values, "ig.npy");
 
-    // Completeness: sum(attributions) + delta = f(x) - f(baseline), and the delta is Captum's.
+    // Completeness: sum(attributions) - delta = f(x) - f(baseline), and the delta is Captum's,
+    // sign included.
     let delta = r.convergence_delta.unwrap() as f64;
     let target = r.target;
     let x = imaging::normalise(&f.image, &f.model.card.input);
     let ends = f.model.logits(f.model.tensor_from([x.clone(), vec![0.0; x.len()]].concat(), 2)).unwrap();
     let gap = (ends[0][target] - ends[1][target]) as f64;
-    assert!((r.map.sum() + delta - gap).abs() < 1e-4 * gap.abs().max(1.0), "completeness");
+    assert!((r.map.sum() - delta - gap).abs() < 1e-4 * gap.abs().max(1.0), "completeness");
     let captum_delta = f.meta["ig_convergence_delta"].as_f64().unwrap();
-    assert!((delta.abs() - captum_delta.abs()).abs() < 1e-3 + 0.05 * captum_delta.abs(), "delta {delta} vs Captum's {captum_delta}");
+    assert!((delta - captum_delta).abs() < 1e-3 + 0.05 * captum_delta.abs(), "delta {delta} vs Captum's {captum_delta}");
+    assert!((r.target_logit.unwrap() - ends[0][target]).abs() < 1e-5, "the target logit beside the delta");
 }
 
 #[test]
@@ -92,8 +95,8 @@ fn trapezoid_ig_converges_to_gauss_legendre() {
 #[test]
 fn occluding_a_provably_ignored_region_gives_exactly_zero() {
     let dir = fixture("smallcnn_fashion");
-    let (card, card_path) = easel::card::ModelCard::load(&dir.join("card.json")).unwrap();
-    let mut map = easel::weights::read_tensors(&dir.join("weights.safetensors")).unwrap();
+    let (card, card_path) = easel_core::card::ModelCard::load(&dir.join("card.json")).unwrap();
+    let mut map = easel_core::weights::read_tensors(&dir.join("weights.safetensors")).unwrap();
     let fc1 = map.tensors.get_mut("fc1.weight").unwrap(); // [64, 32 * 7 * 7]
     let (out, inp) = (fc1.shape[0], fc1.shape[1]);
     for o in 0..out {
@@ -132,6 +135,39 @@ fn live_occlusion_reports_every_batch_and_cancels() {
         calls += 1;
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    assert!(matches!(res, Err(easel::Error::Cancelled)));
+    assert!(matches!(res, Err(easel_core::Error::Cancelled)));
     assert_eq!(calls, 1, "cancellation is checked between batches");
+}
+
+/// SmoothGrad and VarGrad are Captum's `NoiseTunnel` over each base attribution: fed the
+/// noise Captum used (`make_noise_tunnel.py`), easel gives Captum's maps.
+fn check_noise_tunnel(name: &str) {
+    let f = load(name);
+    let nt: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("nt_meta.json")).unwrap()).unwrap();
+    let noise = read_npy(&f.dir.join("nt_noise.npy"));
+    let x = read_npy(&f.dir.join("input.npy")).data;
+    let samples = nt["samples"].as_u64().unwrap() as usize;
+    let n = x.len();
+    let target = nt["target"].as_u64().unwrap() as usize;
+    // the noise level is SmoothGrad's fraction of the input range
+    let sigma = explain::smoothgrad::noise_sigma(&x, 0.15);
+    assert!((sigma as f64 - nt["sigma"].as_f64().unwrap()).abs() < 1e-5);
+    for (base, file) in [(NoiseBase::Saliency, "saliency"), (NoiseBase::Gradient, "gradient"), (NoiseBase::GradXInput, "grad_x_input"), (NoiseBase::Ig, "ig")] {
+        for (nt_type, suffix) in [(NoiseTunnelType::Smoothgrad, "smoothgrad"), (NoiseTunnelType::Vargrad, "vargrad")] {
+            let params = NoiseParams { samples, base, ig_steps: nt["ig_steps"].as_u64().unwrap() as usize, batch_size: 3, ..NoiseParams::default() };
+            let mut noise_of = |i: usize| noise.data[i * n..(i + 1) * n].to_vec();
+            let map = noise_tunnel_with(&f.model, &x, target, &params, nt_type, &mut noise_of, Progress::none()).unwrap();
+            assert_matches(&f, &map.values, &format!("nt_{file}_{suffix}.npy"));
+        }
+    }
+}
+
+#[test]
+fn fashion_noise_tunnels_match_captum() {
+    check_noise_tunnel("smallcnn_fashion");
+}
+
+#[test]
+fn rgb_noise_tunnels_match_captum() {
+    check_noise_tunnel("rgb_cnn_random");
 }

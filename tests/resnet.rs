@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use easel::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
-use easel::models::{Architecture, Classifier};
+use easel_core::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
+use easel_core::models::{Architecture, Classifier};
 
 fn torchvision_keys(depth: usize) -> Vec<(String, Vec<usize>)> {
     std::fs::read_to_string(fixture(&format!("resnet/resnet{depth}_keys.txt")))
@@ -24,7 +24,7 @@ fn torchvision_keys(depth: usize) -> Vec<(String, Vec<usize>)> {
 #[test]
 fn resnets_name_and_shape_every_tensor_as_torchvision() {
     for depth in [18, 34, 50] {
-        let arch = Architecture::Resnet { depth, num_classes: 1000 };
+        let arch = Architecture::Resnet(easel_core::models::ResNetConfig { depth, num_classes: 1000 });
         let net = arch.init(&cpu()).unwrap();
         let mut ours: Vec<(String, Vec<usize>)> = net.torch_tensors(&arch).unwrap().into_iter().map(|(k, t)| (k, t.shape)).collect();
         let mut theirs = torchvision_keys(depth);
@@ -41,21 +41,21 @@ fn resnets_name_and_shape_every_tensor_as_torchvision() {
 fn a_seeded_resnet18_round_trips_through_safetensors() {
     let dev = cpu();
     dev.seed(7);
-    let arch = Architecture::Resnet { depth: 18, num_classes: 10 };
+    let arch = Architecture::Resnet(easel_core::models::ResNetConfig { depth: 18, num_classes: 10 });
     let net = arch.init(&dev).unwrap();
     let tensors = net.torch_tensors(&arch).unwrap();
     let dir = std::env::temp_dir().join(format!("easel-resnet-{}", std::process::id()));
     let card = write_model(&dir, "seeded ResNet-18", arch, &tensors, (64, 64));
     let loaded = Classifier::load(&card, &dev).unwrap();
-    let img = easel::imaging::load_prepared(&asset("photos/chelsea.png"), &loaded.card.input).unwrap();
-    let a = loaded.logits(loaded.input_batch(&[&img])).unwrap().remove(0);
+    let img = easel_core::imaging::load_prepared(&asset("photos/chelsea.png"), &loaded.card.input).unwrap();
+    let a = loaded.logits(loaded.input_batch(&[&img]).unwrap()).unwrap().remove(0);
     let direct = Classifier { net: net.valid(), ..loaded.clone() };
-    let b = direct.logits(direct.input_batch(&[&img])).unwrap().remove(0);
+    let b = direct.logits(direct.input_batch(&[&img]).unwrap()).unwrap().remove(0);
     assert_eq!(a, b);
     // and Grad-CAM works at every stage of it
     for stage in 0..loaded.net.num_stages() {
-        let m = easel::explain::Method::Gradcam { stage: Some(stage) };
-        let ex = easel::explain::explain(&loaded, &img, &m, None, easel::progress::Progress::none(), &mut |_, _, _| {}).unwrap();
+        let m = easel_core::explain::Method::Gradcam { stage: Some(stage) };
+        let ex = easel_core::explain::explain(&loaded, &img, &m, None, easel_core::progress::Progress::none(), &mut |_, _, _| {}).unwrap();
         assert_eq!(ex.map.values.len(), 64 * 64);
     }
 }
@@ -71,7 +71,7 @@ fn hash_unit(i: u64, t: u64) -> f64 {
 }
 
 fn formula_card(depth: usize, dir: &std::path::Path) -> std::path::PathBuf {
-    let arch = Architecture::Resnet { depth, num_classes: 10 };
+    let arch = Architecture::Resnet(easel_core::models::ResNetConfig { depth, num_classes: 10 });
     let net = arch.init(&cpu()).unwrap();
     let mut tensors = net.torch_tensors(&arch).unwrap();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -95,9 +95,9 @@ fn formula_card(depth: usize, dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Write `tensors` as safetensors plus a 10-class card (RGB, `height` x `width`) into `dir`;
 /// returns the card's path.
-fn write_model(dir: &std::path::Path, name: &str, arch: Architecture, tensors: &[(String, easel::weights::HostTensor)], (height, width): (usize, usize)) -> std::path::PathBuf {
+fn write_model(dir: &std::path::Path, name: &str, arch: Architecture, tensors: &[(String, easel_core::weights::HostTensor)], (height, width): (usize, usize)) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    easel::weights::write_safetensors(&dir.join("weights.safetensors"), tensors).unwrap();
+    easel_core::weights::write_safetensors(&dir.join("weights.safetensors"), tensors).unwrap();
     let card = ModelCard {
         format: CARD_FORMAT.into(),
         name: name.into(),

@@ -24,6 +24,7 @@ fn lab(out: &Path, extra: &[&str]) -> Output {
 }
 
 #[test]
+#[ignore = "slow tier: trains twelve models (scripts/test.sh runs it)"]
 fn six_strategies_move_the_rare_classes_and_repeat_exactly() {
     let base = std::env::temp_dir().join(format!("easel-lab-{}", std::process::id()));
     let (a, b) = (base.join("a"), base.join("b"));
@@ -50,11 +51,11 @@ fn six_strategies_move_the_rare_classes_and_repeat_exactly() {
     );
 
     // a run reopens, with its config, epochs, held-out predictions and weights
-    let run = easel::sampling::load_run(&a.join("oversample")).unwrap();
+    let run = easel_core::sampling::load_run(&a.join("oversample")).unwrap();
     assert_eq!(run.epochs.len(), 2);
     assert_eq!(run.test.len(), 3000);
     assert!(a.join("oversample/weights.safetensors").exists());
-    let model = easel::models::Classifier::load(&a.join("oversample/card.json"), &cpu()).unwrap();
+    let model = easel_core::models::Classifier::load(&a.join("oversample/card.json"), &cpu()).unwrap();
     assert_eq!(model.num_classes(), 10);
 }
 
@@ -72,13 +73,13 @@ fn impossible_requests_get_a_clear_message() {
     };
     check(base("longtail:0.5", "100"), "must be at least 1");
     check(base("longtail:1000", "100"), "class 4 would have no training images");
-    assert!(easel::sampling::check_memory(usize::MAX / 1024, 784, 10_000, 10, 6, usize::MAX / 1024).is_err());
+    assert!(easel_core::sampling::check_memory(usize::MAX / 1024, 784, 10_000, 10, 6, usize::MAX / 1024).is_err());
 }
 
 /// A class-per-folder tree of 32x32 colour images: stripes one way, the other way, or a
 /// checkerboard, at random phases and with noise.
 fn pattern_folder(dir: &Path, per_class: usize) {
-    let mut rng = easel::rng::Rng::new(11);
+    let mut rng = easel_core::rng::Rng::new(11);
     for (c, name) in ["vertical", "horizontal", "checker"].iter().enumerate() {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         for i in 0..per_class {
@@ -99,6 +100,7 @@ fn pattern_folder(dir: &Path, per_class: usize) {
 }
 
 #[test]
+#[ignore = "slow tier: trains on a generated folder (scripts/test.sh runs it)"]
 fn any_class_per_folder_dataset_works_with_its_own_classes() {
     let base = std::env::temp_dir().join(format!("easel-lab-folder-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -124,7 +126,7 @@ fn any_class_per_folder_dataset_works_with_its_own_classes() {
     let counts: Vec<usize> = serde_json::from_value(v["train_counts"].clone()).unwrap();
     assert!(counts.iter().sum::<usize>() <= 180 - 45 && counts[2] > 0, "{counts:?}");
     assert!(counts[2] * 4 <= counts[0].max(counts[1]), "the rare class is cut to a fifth: {counts:?}");
-    let record = easel::sampling::load_run(&out.join("uniform")).unwrap();
+    let record = easel_core::sampling::load_run(&out.join("uniform")).unwrap();
     assert_eq!(record.test.len(), 45);
     let held: Vec<usize> = record.test.labels.iter().fold(vec![0; 3], |mut c, &l| {
         c[l] += 1;
@@ -135,8 +137,8 @@ fn any_class_per_folder_dataset_works_with_its_own_classes() {
     let acc = v["rows"][0]["accuracy"].as_f64().unwrap();
     assert!(acc > 0.6, "uniform accuracy {acc}");
     // the saved model reads images as the run did: grey 28x28, the data's own statistics
-    let model = easel::models::Classifier::load(&out.join("uniform/card.json"), &cpu()).unwrap();
+    let model = easel_core::models::Classifier::load(&out.join("uniform/card.json"), &cpu()).unwrap();
     assert_eq!(model.card.classes, ["checker", "horizontal", "vertical"]);
     assert_eq!((model.card.input.channels, model.card.input.height), (1, 28));
-    assert!((model.card.input.mean[0] - easel::data::FASHION_MEAN).abs() > 0.01, "{:?}", model.card.input.mean);
+    assert!((model.card.input.mean[0] - easel_core::data::FASHION_MEAN).abs() > 0.01, "{:?}", model.card.input.mean);
 }

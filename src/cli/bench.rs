@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use easel::explain::{self, Method};
-use easel::imaging::{self, PreparedImage};
-use easel::models::Classifier;
-use easel::progress::Progress;
+use easel_core::explain::{self, Method, MethodKind};
+use easel_core::imaging::{self, PreparedImage};
+use easel_core::models::Classifier;
+use easel_core::progress::Progress;
 use serde_json::json;
 
 use super::DeviceArg;
@@ -50,7 +50,7 @@ fn median_secs(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> 
 fn forwards_batch1(model: &Classifier, img: &PreparedImage, n: usize) -> Result<f64> {
     let s = Instant::now();
     for _ in 0..n {
-        model.logits(model.input_batch(&[img]))?;
+        model.logits(model.input_batch(&[img])?)?;
     }
     Ok(s.elapsed().as_secs_f64())
 }
@@ -82,7 +82,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let t1 = median_secs(args.repeat, || forwards_batch1(&model, &img, n).map(|_| ()))?;
         let tb = median_secs(args.repeat, || {
             for _ in 0..2 {
-                model.logits(model.input_batch(&imgs))?;
+                model.logits(model.input_batch(&imgs)?)?;
             }
             Ok(())
         })?;
@@ -96,10 +96,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         });
         // `easel evaluate`'s path over the whole 10k test set, for the small CNN
         if spec.channels == 1 {
-            let src = easel::data::resolve_source(&args.assets.join("fashion-mnist"), "t10k")?;
-            let set = easel::data::load_source(&src, spec, &model.card.classes)?;
+            let src = easel_core::data::resolve_source(&args.assets.join("fashion-mnist"), "t10k")?;
+            let set = easel_core::data::load_source(&src, spec, &model.card.classes)?;
             let t = median_secs(1, || {
-                easel::evaluate::evaluate(&model, &set, 256, Progress::none())?;
+                easel_core::evaluate::evaluate(&model, &set, 256, Progress::none())?;
                 Ok(())
             })?;
             let ips = set.len() as f64 / t;
@@ -110,7 +110,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         // explanations against the same number of batch-1 forwards
         let side = spec.height.min(spec.width);
         let mut methods: Vec<(&str, Method, usize)> = Vec::new();
-        let occ = Method::default_for("occlusion", spec.height, spec.width)?;
+        let occ = Method::defaults(MethodKind::Occlusion, spec.height, spec.width);
         let windows = match &occ {
             Method::Occlusion(p) => p.windows(spec.height, spec.width).len() + 1,
             _ => unreachable!(),
@@ -119,7 +119,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             methods.push(("occlusion", occ, windows));
         }
         methods.push(("saliency", Method::Saliency, 1));
-        let ig = Method::default_for("ig", spec.height, spec.width)?;
+        let ig = Method::defaults(MethodKind::Ig, spec.height, spec.width);
         methods.push(("ig-50", ig, 52));
         for (name, method, forwards) in methods {
             let reps = if name == "occlusion" && side > 64 { 1 } else { args.repeat };
@@ -142,7 +142,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if let Some(p) = &args.json {
         let v = json!({"device": device.info, "results": report});
-        easel::fsutil::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+        easel_core::fsutil::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,14 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use easel::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
-use easel::models::{Architecture, Classifier};
+use easel_core::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
+use easel_core::models::{Architecture, Classifier};
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// efficientnet-lite0, resnet18, resnet34 or resnet50.
-    #[arg(long)]
-    pub arch: String,
+    #[arg(long, value_enum)]
+    pub arch: ConvertArch,
     /// The PyTorch `.pth` state dict (or `.safetensors`) to convert.
     #[arg(long)]
     pub weights: PathBuf,
@@ -34,6 +33,15 @@ pub struct ConvertArgs {
     pub force: bool,
 }
 
+/// The architectures a PyTorch state dict can be converted from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConvertArch {
+    EfficientnetLite0,
+    Resnet18,
+    Resnet34,
+    Resnet50,
+}
+
 /// ImageNet's mean and standard deviation per RGB channel (0..1 scale), torchvision's.
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -50,9 +58,15 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         .map(String::from)
         .collect();
     let k = classes.len();
-    let (arch, input, name) = match args.arch.as_str() {
-        "efficientnet-lite0" => (
-            Architecture::EfficientnetLite0 { image_size: 224, num_classes: k },
+    let depth = match args.arch {
+        ConvertArch::EfficientnetLite0 => None,
+        ConvertArch::Resnet18 => Some(18),
+        ConvertArch::Resnet34 => Some(34),
+        ConvertArch::Resnet50 => Some(50),
+    };
+    let (arch, input, name) = match depth {
+        None => (
+            Architecture::EfficientnetLite0(easel_core::models::EfficientNetConfig { image_size: 224, num_classes: k }),
             InputSpec {
                 channels: 3,
                 height: 224,
@@ -65,10 +79,9 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             },
             "EfficientNet-Lite0 (ImageNet-1k)".to_string(),
         ),
-        r if r.starts_with("resnet") => {
-            let depth: usize = r[6..].parse().context("resnet18, resnet34 or resnet50")?;
+        Some(depth) => {
             (
-                Architecture::Resnet { depth, num_classes: k },
+                Architecture::Resnet(easel_core::models::ResNetConfig { depth, num_classes: k }),
                 InputSpec {
                     channels: 3,
                     height: 224,
@@ -82,7 +95,6 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
                 format!("ResNet-{depth}"),
             )
         }
-        other => bail!("unknown --arch '{other}': use efficientnet-lite0, resnet18, resnet34 or resnet50"),
     };
     let card_path = args.out.join("card.json");
     if card_path.exists() && !args.force {
@@ -99,13 +111,13 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         license: args.license.clone(),
         metrics: serde_json::Value::Null,
     };
-    let map = easel::weights::read_tensors(&args.weights)?;
+    let map = easel_core::weights::read_tensors(&args.weights)?;
     let cpu = burn::tensor::Device::flex();
     let model = Classifier::from_tensors(card.clone(), card_path.clone(), &map, &cpu)
         .with_context(|| format!("{} does not fit {}", args.weights.display(), arch.name()))?;
-    easel::fsutil::ensure_dir(&args.out)?;
+    easel_core::fsutil::ensure_dir(&args.out)?;
     let tensors = model.net.torch_tensors(&arch)?;
-    easel::weights::write_safetensors(&args.out.join("weights.safetensors"), &tensors)?;
+    easel_core::weights::write_safetensors(&args.out.join("weights.safetensors"), &tensors)?;
     card.save(&card_path)?;
     eprintln!(
         "easel: converted {} ({} parameters, {} tensors) into {}",

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use easel::metrics::{self, CostMatrix, MetricsReport, Predictions};
-use easel::models::Classifier;
-use easel::progress::Progress;
-use easel::{data, evaluate, fsutil};
+use easel_core::metrics::{self, CostMatrix, MetricsReport, Predictions};
+use easel_core::models::Classifier;
+use easel_core::progress::Progress;
+use easel_core::{data, evaluate, fsutil};
 
 use super::DeviceArg;
 
@@ -76,7 +76,8 @@ pub fn run_evaluate(args: EvaluateArgs) -> Result<ExitCode> {
         eprint!("\r  {done}/{total} images");
         let _ = std::io::stderr().flush();
     };
-    let (preds, cached) = evaluate::evaluate_cached(&model, &source, &set, args.batch_size, !args.no_cache, Progress::none().with_report(&report))?;
+    let cache = if args.no_cache { None } else { evaluate::cache_dir() };
+    let (preds, cached) = evaluate::evaluate_cached(&model, &source, &set, args.batch_size, cache.as_deref(), Progress::none().with_report(&report))?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "\reasel: {} images {} in {secs:.1} s{}",
@@ -97,7 +98,7 @@ pub fn run_evaluate(args: EvaluateArgs) -> Result<ExitCode> {
 
 pub fn run_metrics(args: MetricsArgs) -> Result<ExitCode> {
     let classes = match &args.model {
-        Some(m) => Some(easel::card::ModelCard::load(m)?.0.classes),
+        Some(m) => Some(easel_core::card::ModelCard::load(m)?.0.classes),
         None => None,
     };
     let mut preds = Predictions::read_csv(&args.predictions, classes.as_deref())?;
@@ -106,7 +107,7 @@ pub fn run_metrics(args: MetricsArgs) -> Result<ExitCode> {
         None => None,
     };
     if !args.merge.is_empty() {
-        let groups: Vec<Vec<usize>> = args.merge.iter().map(|m| metrics::parse_merge(m)).collect::<easel::Result<_>>()?;
+        let groups: Vec<Vec<usize>> = args.merge.iter().map(|m| metrics::parse_merge(m)).collect::<easel_core::Result<_>>()?;
         let k = preds.k();
         preds = preds.merged(&groups)?;
         let (new_k, new_of) = metrics::merge_map(k, &groups);

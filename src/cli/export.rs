@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use easel::card::{InputSpec, ResizeMode};
-use easel::data::{self, FASHION_MNIST_CLASSES};
+use easel_core::card::{InputSpec, ResizeMode};
+use easel_core::data::{self, FASHION_MNIST_CLASSES};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -54,7 +54,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         }
         let img = set.image(i);
         let gray = image::GrayImage::from_raw(img.width as u32, img.height as u32, img.pixels).expect("28x28 bytes");
-        easel::fsutil::ensure_dir(path.parent().expect("a parent"))?;
+        easel_core::fsutil::ensure_dir(path.parent().expect("a parent"))?;
         gray.save(&path)?;
         written += 1;
     }

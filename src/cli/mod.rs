@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use easel::device::{select_device, ComputeDevice, DeviceChoice};
+use easel_app::state::{Demo, Tab};
+use easel_core::device::{ComputeDevice, DeviceChoice, select_device};
+use easel_core::explain::MethodKind;
 
 #[derive(Parser, Debug)]
 #[command(name = "easel", version, about = "See why an image classifier is right or wrong")]
@@ -26,12 +28,8 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArg {
     /// Compute device: auto (wgpu where a hardware GPU answers, else CPU), cpu, or wgpu.
-    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-}
-
-fn parse_device(s: &str) -> Result<DeviceChoice, String> {
-    s.parse().map_err(|e: easel::Error| e.to_string())
 }
 
 impl DeviceArg {
@@ -46,8 +44,7 @@ impl DeviceArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open the desktop app (the default with no command).
-    #[cfg(feature = "gui")]
-    Gui(GuiArgs),
+        Gui(GuiArgs),
     /// Print the compute device easel would use, its backend and adapter.
     Info {
         #[command(flatten)]
@@ -76,12 +73,11 @@ pub enum Command {
     Sample(sample::SampleArgs),
 }
 
-#[cfg(feature = "gui")]
 #[derive(Args, Debug, Default)]
 pub struct GuiArgs {
     /// Start on a bundled demo: `photos` (EfficientNet-Lite0) or `fashion` (small CNN).
-    #[arg(long)]
-    pub demo: Option<String>,
+    #[arg(long, value_enum)]
+    pub demo: Option<Demo>,
     /// Open this model card instead.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -91,54 +87,43 @@ pub struct GuiArgs {
     /// Select the first image whose name contains this.
     #[arg(long)]
     pub image: Option<String>,
-    /// The method shown first (saliency, gradcam, occlusion, ...).
-    #[arg(long)]
-    pub method: Option<String>,
+    /// The method shown first.
+    #[arg(long, value_enum)]
+    pub method: Option<MethodKind>,
     /// Measure the UI thread's time per frame and print p50/p99 on exit.
     #[arg(long)]
     pub frame_stats: bool,
     /// Print "easel: explanation ready" on stdout when a map arrives (for scripts).
     #[arg(long)]
     pub announce: bool,
-    /// auto, cpu or wgpu.
-    #[arg(long, value_parser = parse_device)]
+    #[arg(long, value_enum)]
     pub device: Option<DeviceChoice>,
-    /// The view shown first: explain, compare, adversarial, dataset or sampling.
-    #[arg(long)]
-    pub tab: Option<String>,
+    /// The view shown first.
+    #[arg(long, value_enum)]
+    pub tab: Option<Tab>,
     /// Open the sampling-lab runs in this folder (written by `easel sample`).
     #[arg(long)]
     pub runs: Option<PathBuf>,
+    /// The window's size in points, e.g. 1024x640.
+    #[arg(long, value_parser = parse_size)]
+    pub window_size: Option<(f32, f32)>,
 }
 
-#[cfg(feature = "gui")]
-fn run_gui(args: GuiArgs) -> Result<ExitCode> {
-    use easel::gui::state::Demo;
-    let demo = match args.demo.as_deref() {
-        None => None,
-        Some("photos") | Some("efficientnet") => Some(Demo::Photos),
-        Some("fashion") | Some("fashion-mnist") => Some(Demo::Fashion),
-        Some(o) => anyhow::bail!("--demo '{o}': use photos or fashion"),
-    };
-    if let Some(m) = &args.method {
-        if !easel::explain::METHOD_NAMES.contains(&m.as_str()) {
-            anyhow::bail!("unknown method '{m}'");
-        }
+fn parse_size(s: &str) -> Result<(f32, f32), String> {
+    let bad = || format!("'{s}': WIDTHxHEIGHT, e.g. 1024x640");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    let (w, h): (f32, f32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    if !(400.0..=10_000.0).contains(&w) || !(300.0..=10_000.0).contains(&h) {
+        return Err(format!("'{s}': a window between 400x300 and 10000x10000"));
     }
-    use easel::gui::state::Tab;
-    let tab = match args.tab.as_deref() {
-        None => None,
-        Some("explain") => Some(Tab::Explain),
-        Some("compare") => Some(Tab::Compare),
-        Some("adversarial") => Some(Tab::Adversarial),
-        Some("dataset") => Some(Tab::Dataset),
-        Some("sampling") => Some(Tab::Sampling),
-        Some(o) => anyhow::bail!("--tab '{o}': explain, compare or adversarial"),
-    };
-    easel::gui::run(easel::gui::StartOptions {
-        tab,
+    Ok((w, h))
+}
+
+fn run_gui(args: GuiArgs) -> Result<ExitCode> {
+    easel_app::run(easel_app::StartOptions {
+        tab: args.tab,
         runs: args.runs,
-        demo,
+        demo: args.demo,
         model: args.model,
         images: args.images,
         method: args.method,
@@ -146,23 +131,36 @@ fn run_gui(args: GuiArgs) -> Result<ExitCode> {
         frame_stats: args.frame_stats,
         announce: args.announce,
         device: args.device,
+        cache: None,
+        window_size: args.window_size,
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A command-line error as one line: clap's message, its hint folded in.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
-    match cli.command {
-        #[cfg(feature = "gui")]
-        None => run_gui(GuiArgs::default()),
-        #[cfg(feature = "gui")]
-        Some(Command::Gui(args)) => run_gui(args),
-        #[cfg(not(feature = "gui"))]
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(ExitCode::SUCCESS)
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            e.print()?;
+            return Ok(ExitCode::SUCCESS);
         }
+        Err(e) => anyhow::bail!("{}", one_line(&e)),
+    };
+    match cli.command {
+                None => run_gui(GuiArgs::default()),
+                Some(Command::Gui(args)) => run_gui(args),
         Some(Command::Info { device, json }) => {
             let d = select_device(device.device)?;
             if json {

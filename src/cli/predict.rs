@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use easel::imaging;
-use easel::models::Classifier;
-use easel::predict::{logits_batched, top_k, ClassScore};
-use easel::progress::Progress;
+use easel_core::imaging;
+use easel_core::models::Classifier;
+use easel_core::predict::{logits_batched, top_k, ClassScore};
+use easel_core::progress::Progress;
 use serde::Serialize;
 
 use super::DeviceArg;
@@ -44,7 +44,7 @@ struct ImagePrediction {
 struct PredictReport {
     model: String,
     model_hash: String,
-    device: easel::device::DeviceInfo,
+    device: easel_core::device::DeviceInfo,
     predictions: Vec<ImagePrediction>,
 }
 

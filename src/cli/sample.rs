@@ -1,19 +1,21 @@
-//! `easel sample`: the sampling lab from the command line. Makes the training set imbalanced,
-//! trains one model per strategy, and writes each run's record plus a comparison table.
+//! `easel sample`: the sampling lab from the command line. Parses flags into the job layer's
+//! `LabRequest` and calls `easel_jobs::lab::run`, the function the app's Sampling lab view
+//! runs on its thread.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use easel::data;
-use easel::metrics::CostMatrix;
-use easel::progress::Progress;
-use easel::sampling::{self, Profile, StrategySpec};
-use easel::train::{TrainEvent, TrainSettings};
+use easel_core::data;
+use easel_core::metrics::CostMatrix;
+use easel_core::models::SmallCnnPreset;
+use easel_core::progress::Progress;
+use easel_core::sampling::{Profile, StrategySpec};
+use easel_core::train::TrainSettings;
+use easel_jobs::lab::{self, LabEvent, LabRequest};
 
-use super::train::arch_preset;
 use super::DeviceArg;
 
 #[derive(Args, Debug)]
@@ -53,9 +55,9 @@ pub struct SampleArgs {
     pub lr: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Network: two-conv (fast) or demo.
-    #[arg(long, default_value = "two-conv")]
-    pub arch: String,
+    /// The network.
+    #[arg(long, value_enum, default_value_t = SmallCnnPreset::TwoConv)]
+    pub arch: SmallCnnPreset,
     /// K x K cost matrix for the table's cost column (default 0/1: the number of mistakes).
     #[arg(long)]
     pub cost: Option<PathBuf>,
@@ -67,9 +69,11 @@ pub struct SampleArgs {
     pub device: DeviceArg,
 }
 
-pub fn run(args: SampleArgs) -> Result<ExitCode> {
-    let specs: Vec<StrategySpec> = args.strategies.iter().map(|s| s.parse()).collect::<easel::Result<_>>()?;
-    if specs.is_empty() {
+/// The request these flags describe (the cost matrix is read later, once the classes are
+/// known).
+pub fn request(args: &SampleArgs) -> Result<LabRequest> {
+    let strategies: Vec<StrategySpec> = args.strategies.iter().map(|s| s.parse()).collect::<easel_core::Result<_>>()?;
+    if strategies.is_empty() {
         bail!("--strategies names no strategy");
     }
     let mut profile: Profile = args.profile.parse()?;
@@ -78,69 +82,58 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     } else if !args.rare.is_empty() {
         bail!("--rare applies to a longtail profile");
     }
-    if args.out.join("comparison.json").exists() && !args.force {
-        bail!("{} already holds a comparison; pass --force to replace it", args.out.display());
-    }
-    let lab = sampling::prepare_lab_data(&args.data, &args.data_split, args.test.as_deref(), args.holdout, &profile, args.per_class, args.seed, specs.len())
-        .with_context(|| format!("cannot prepare the training data from {}", args.data.display()))?;
-    let (train, test, input) = (lab.train, lab.test, lab.input);
-    let classes = train.classes.clone();
-    let cost = match &args.cost {
-        Some(c) => CostMatrix::read_csv(c, classes.len())?,
-        None => CostMatrix::zero_one(classes.len()),
-    };
-    eprintln!(
-        "easel: training set per class {:?} ({} images), held out {} images",
-        train.class_counts(),
-        train.len(),
-        test.len()
-    );
-    let device = args.device.open()?;
-    let architecture = arch_preset(&args.arch, classes.len())?;
-    let started = std::time::Instant::now();
-    let mut records = Vec::new();
-    for spec in &specs {
-        let settings = TrainSettings { epochs: args.epochs, batch_size: args.batch_size, learning_rate: args.lr, lr_decay: 0.8, seed: args.seed, augment_flip: false };
-        let config = sampling::run_config(spec, &profile, args.per_class, architecture.clone(), &input, settings);
-        let name = spec.name.clone();
-        let mut on_event = |e: TrainEvent| {
-            if let TrainEvent::Batch { epoch, done, total, loss } = e {
-                if done % 25 == 0 || done == total {
-                    eprint!("\r  {name}: epoch {epoch}/{} batch {done}/{total} loss {loss:.3}   ", args.epochs);
-                    let _ = std::io::stderr().flush();
-                }
-            }
+    Ok(LabRequest {
+        data: args.data.clone(),
+        data_split: args.data_split.clone(),
+        test: args.test.clone(),
+        holdout: args.holdout,
+        profile,
+        per_class: args.per_class,
+        strategies,
+        arch: args.arch,
+        settings: TrainSettings { batch_size: args.batch_size, learning_rate: args.lr, ..LabRequest::settings(args.epochs, args.seed) },
+        cost: None,
+        out: args.out.clone(),
+        force: args.force,
+    })
+}
+
+pub fn run(args: SampleArgs) -> Result<ExitCode> {
+    let mut req = request(&args)?;
+    if let Some(c) = &args.cost {
+        // the classes are the data's: IDX data has Fashion-MNIST's ten, a folder its sub-folders
+        let k = match data::resolve_source(&args.data, &args.data_split)? {
+            data::DataSource::Folder(dir) => data::folder_classes(&dir)?.len(),
+            data::DataSource::Idx { .. } => data::FASHION_MNIST_CLASSES.len(),
         };
-        let (record, model) = sampling::run_strategy(&train, &test, &config, Some(&cost), &device.device, &mut on_event, Progress::none())?;
-        let row = &sampling::compare(std::slice::from_ref(&record), &cost, false)[0];
-        eprintln!(
-            "\r  {:<24} accuracy {:.4}  balanced {:.4}  rare-class recall {:.4}  ({:.0} s){}",
-            name,
-            row.accuracy,
-            row.balanced_accuracy,
-            row.rare_recall,
-            record.seconds,
-            " ".repeat(20)
-        );
-        sampling::save_run(&args.out.join(name.replace('+', "_")), &record, &model)?;
-        records.push(record);
+        req.cost = Some(CostMatrix::read_csv(c, k)?);
     }
-    let rows = sampling::compare(&records, &cost, false);
-    let corrected = sampling::compare(&records, &cost, true);
-    easel::fsutil::write_atomic(&args.out.join("comparison.csv"), sampling::comparison_csv(&rows, &classes).as_bytes())?;
-    easel::fsutil::write_atomic(&args.out.join("comparison-prior-corrected.csv"), sampling::comparison_csv(&corrected, &classes).as_bytes())?;
-    let json = serde_json::json!({
-        "classes": classes,
-        "train_counts": train.class_counts(),
-        "rare_classes": sampling::rare_classes(&train.class_counts()),
-        "rows": rows,
-        "prior_corrected": corrected,
-    });
-    easel::fsutil::write_atomic(&args.out.join("comparison.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    let device = args.device.open()?;
+    let epochs = req.settings.epochs;
+    let mut current = String::new();
+    let mut on_event = |e: LabEvent| match e {
+        LabEvent::Prepared { train_counts, test_len, .. } => {
+            eprintln!("easel: training set per class {train_counts:?} ({} images), held out {test_len} images", train_counts.iter().sum::<usize>());
+        }
+        LabEvent::Started { strategy } => current = strategy,
+        LabEvent::Batch { epoch, done, total, loss } => {
+            if done % 25 == 0 || done == total {
+                eprint!("\r  {current}: epoch {epoch}/{epochs} batch {done}/{total} loss {loss:.3}   ");
+                let _ = std::io::stderr().flush();
+            }
+        }
+        LabEvent::Epoch { .. } => {}
+        LabEvent::RunDone { record, .. } => {
+            let (acc, _) = easel_core::train::accuracy_and_recall(&record.test.preds, &record.test.labels, record.classes.len());
+            eprintln!("\r  {:<24} accuracy {acc:.4}  ({:.0} s){}", record.config.strategy.name, record.seconds, " ".repeat(30));
+        }
+    };
+    let summary = lab::run(&req, &device.device, &mut on_event, Progress::none())
+        .with_context(|| format!("the sampling lab on {}", args.data.display()))?;
     println!("{:<24} {:>9} {:>9} {:>11} {:>10}", "strategy", "accuracy", "balanced", "rare recall", "cost");
-    for r in &rows {
+    for r in &summary.rows {
         println!("{:<24} {:>9.4} {:>9.4} {:>11.4} {:>10.1}", r.strategy, r.accuracy, r.balanced_accuracy, r.rare_recall, r.total_cost);
     }
-    eprintln!("easel: {} runs in {:.0} s, written under {}", records.len(), started.elapsed().as_secs_f64(), args.out.display());
+    eprintln!("easel: {} runs in {:.0} s, written under {}", summary.rows.len(), summary.seconds, args.out.display());
     Ok(ExitCode::SUCCESS)
 }

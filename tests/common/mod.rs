@@ -15,8 +15,8 @@ pub fn asset(rel: &str) -> PathBuf {
     root().join("assets").join(rel)
 }
 
-pub fn read_npy(p: &Path) -> easel::npy::NpyArray {
-    easel::npy::read_npy(p).unwrap_or_else(|e| panic!("{e}"))
+pub fn read_npy(p: &Path) -> easel_core::npy::NpyArray {
+    easel_core::npy::read_npy(p).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Largest |a - b| relative to the largest |b| (the reference's scale).

@@ -1,0 +1,72 @@
+//! What a view gets besides its own state when it runs a command or takes an event: the
+//! worker to send requests to, the session to read, the banner to write to, and room for
+//! further commands. No view calls into the app shell.
+
+use std::path::PathBuf;
+
+use eframe::egui;
+use easel_jobs::worker::{Request, WorkerHandle};
+
+use crate::command::Command;
+use crate::session::Session;
+
+/// Errors (red, each dismissable) and the last status line.
+#[derive(Default)]
+pub struct Notes {
+    pub errors: Vec<String>,
+    pub status: Option<String>,
+    /// Lines for scripts (`easel gui --announce`), printed after the frame.
+    pub announcements: Vec<String>,
+}
+
+impl Notes {
+    pub fn error(&mut self, e: impl std::fmt::Display) {
+        let e = e.to_string();
+        // the same message twice in a row (e.g. two images of a broken folder) is one banner
+        if self.errors.last() != Some(&e) {
+            self.errors.push(e);
+        }
+    }
+}
+
+/// Where the app keeps files, and how it was started.
+#[derive(Clone, Debug, Default)]
+pub struct AppPaths {
+    /// Cached predictions and the lab's runs (`None`: no cache, runs in the temp folder).
+    pub cache: Option<PathBuf>,
+    /// The bundled `assets/` folder.
+    pub assets: Option<PathBuf>,
+}
+
+impl AppPaths {
+    /// Where the lab's runs go.
+    pub fn lab_runs(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(std::env::temp_dir).join("lab-runs")
+    }
+}
+
+pub struct Ctx<'a> {
+    pub egui: &'a egui::Context,
+    pub worker: &'a WorkerHandle,
+    pub session: &'a Session,
+    pub notes: &'a mut Notes,
+    pub commands: &'a mut Vec<Command>,
+    pub paths: &'a AppPaths,
+}
+
+impl Ctx<'_> {
+    /// Queue a request; a full or stopped worker is a banner, never a block.
+    pub fn send(&mut self, req: Request) -> bool {
+        match self.worker.send(req) {
+            Ok(()) => true,
+            Err(e) => {
+                self.notes.error(e);
+                false
+            }
+        }
+    }
+
+    pub fn announce(&mut self, what: &str) {
+        self.notes.announcements.push(what.to_string());
+    }
+}

@@ -1,0 +1,45 @@
+//! easel's desktop app: eframe/egui views over the job layer. The app shell ([`app`]) routes
+//! commands and events; each view ([`views`]) owns its state, its job slots and its events;
+//! panels draw from read-only state and push [`command::Command`]s.
+
+pub mod app;
+pub mod command;
+pub mod ctx;
+pub mod dialogs;
+pub mod frames;
+pub mod session;
+pub mod state;
+pub mod textures;
+pub mod views;
+
+pub use app::{EaselApp, StartOptions};
+
+/// Open the window. Tries the wgpu renderer, then glow (OpenGL) where wgpu finds no adapter.
+pub fn run(start: StartOptions) -> anyhow::Result<()> {
+    let mut last_err = None;
+    for renderer in [eframe::Renderer::Wgpu, eframe::Renderer::Glow] {
+        let (w, h) = start.window_size.unwrap_or((1400.0, 860.0));
+        let options = eframe::NativeOptions {
+            renderer,
+            viewport: eframe::egui::ViewportBuilder::default().with_title("easel").with_inner_size([w, h]).with_min_inner_size([800.0, 520.0]).with_drag_and_drop(true),
+            ..Default::default()
+        };
+        let start = start.clone();
+        let result = eframe::run_native(
+            "easel",
+            options,
+            Box::new(move |cc| {
+                let stored = cc.storage.and_then(|s| eframe::get_value::<state::State>(s, app::STATE_KEY));
+                Ok(Box::new(EaselApp::new(&cc.egui_ctx, stored, start)))
+            }),
+        );
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                eprintln!("easel: the {renderer:?} renderer failed ({e}); trying the next one");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(anyhow::anyhow!("cannot open a window: {}", last_err.map(|e| e.to_string()).unwrap_or_default()))
+}

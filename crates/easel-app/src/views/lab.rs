@@ -1,0 +1,194 @@
+//! The Sampling lab view's state and events: the lab runs on its own thread through the job
+//! layer ([`easel_jobs::lab::spawn`], the same function `easel sample` calls); finished and
+//! reopened runs are compared here (cheap: counting over held-out predictions).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use easel_core::metrics::{ConfusionMatrix, CostMatrix};
+use easel_core::models::SmallCnnPreset;
+use easel_core::sampling::{self, ComparisonRow, Profile, RunRecord, StrategySpec};
+use easel_core::train::EpochReport;
+use easel_jobs::lab::{self, LabEvent, LabHandle, LabMessage, LabRequest};
+
+use crate::command::LabCommand;
+use crate::ctx::Ctx;
+use crate::state::{DatasetSettings, LabSettings};
+
+#[derive(Default)]
+pub struct LabView {
+    pub handle: Option<LabHandle>,
+    pub current: Option<String>,
+    /// (epoch, batches done, batches in the epoch)
+    pub progress: (usize, usize, usize),
+    pub train_counts: Option<Vec<usize>>,
+    /// Per-epoch reports of the runs trained in this session, for the live curves.
+    pub live: Vec<(String, Vec<EpochReport>)>,
+    pub records: Vec<RunRecord>,
+    pub dirs: Vec<PathBuf>,
+    pub selected: Vec<bool>,
+    /// Derived from the selected runs.
+    pub rows: Vec<ComparisonRow>,
+    pub confusions: Vec<ConfusionMatrix>,
+    pub true_distribution: Vec<f64>,
+    pub cost_is_custom: bool,
+    /// Where new runs go (default: `lab-runs/` in the app's cache folder).
+    pub out_root: Option<PathBuf>,
+}
+
+impl LabView {
+    pub fn is_running(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    fn start(&mut self, settings: &LabSettings, cost: Option<CostMatrix>, device: easel_core::device::DeviceChoice, ctx: &mut Ctx) {
+        if self.handle.is_some() {
+            return;
+        }
+        let Some(assets) = &ctx.paths.assets else { return ctx.notes.error("the bundled assets/ folder was not found") };
+        let (data, data_split, test, holdout) = lab::default_data(assets);
+        let strategies: Result<Vec<StrategySpec>, _> = settings.strategies.iter().map(|s| s.parse()).collect();
+        let strategies = match strategies {
+            Ok(s) => s,
+            Err(e) => return ctx.notes.error(e),
+        };
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let out = self.out_root.clone().unwrap_or_else(|| ctx.paths.lab_runs()).join(stamp.to_string());
+        let req = LabRequest {
+            data,
+            data_split,
+            test,
+            holdout,
+            profile: Profile::LongTail { ratio: settings.ratio, rare: settings.rare.clone() },
+            per_class: Some(settings.per_class),
+            strategies,
+            arch: SmallCnnPreset::TwoConv,
+            settings: LabRequest::settings(settings.epochs, settings.seed),
+            cost,
+            out,
+            force: false,
+        };
+        let repaint_ctx = ctx.egui.clone();
+        match lab::spawn(req, device, std::sync::Arc::new(move || repaint_ctx.request_repaint())) {
+            Ok(h) => {
+                self.handle = Some(h);
+                self.live.clear();
+                self.current = None;
+            }
+            Err(e) => ctx.notes.error(e),
+        }
+    }
+
+    /// The Dataset view's cost matrix, where it is set for these classes.
+    fn cost_for(k: usize, dataset: &DatasetSettings) -> Option<CostMatrix> {
+        dataset.cost.as_ref().filter(|c| c.len() == k && dataset.merges.is_empty()).map(|c| CostMatrix { costs: c.clone() })
+    }
+
+    pub fn run(&mut self, cmd: LabCommand, settings: &LabSettings, dataset: &DatasetSettings, device: easel_core::device::DeviceChoice, ctx: &mut Ctx) {
+        match cmd {
+            LabCommand::Train => {
+                let cost = Self::cost_for(easel_core::data::FASHION_MNIST_CLASSES.len(), dataset);
+                self.start(settings, cost, device, ctx)
+            }
+            LabCommand::Cancel => {
+                if let Some(h) = &self.handle {
+                    h.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            LabCommand::OpenRuns(dir) => self.open_runs(&dir, settings, dataset, ctx),
+            LabCommand::Choose(i, on) => {
+                if let Some(s) = self.selected.get_mut(i) {
+                    *s = on;
+                }
+                self.refresh(settings, dataset);
+            }
+            LabCommand::Refresh => self.refresh(settings, dataset),
+        }
+    }
+
+    /// Drain the lab thread's messages.
+    pub fn logic(&mut self, settings: &LabSettings, dataset: &DatasetSettings, ctx: &mut Ctx) {
+        let mut messages = Vec::new();
+        if let Some(h) = &self.handle {
+            while let Ok(m) = h.messages.try_recv() {
+                messages.push(m);
+            }
+        }
+        for m in messages {
+            match m {
+                LabMessage::Event(LabEvent::Prepared { train_counts, .. }) => self.train_counts = Some(train_counts),
+                LabMessage::Event(LabEvent::Started { strategy }) => {
+                    self.current = Some(strategy.clone());
+                    self.live.push((strategy, Vec::new()));
+                    self.progress = (1, 0, 0);
+                }
+                LabMessage::Event(LabEvent::Batch { epoch, done, total, .. }) => self.progress = (epoch, done, total),
+                LabMessage::Event(LabEvent::Epoch { strategy, report }) => {
+                    if let Some(l) = self.live.iter_mut().rev().find(|l| l.0 == strategy) {
+                        l.1.push(report);
+                    }
+                }
+                LabMessage::Event(LabEvent::RunDone { record, dir }) => self.add_run(*record, dir, settings, dataset),
+                LabMessage::Failed(m) => ctx.notes.error(format!("sampling lab: {m}")),
+                LabMessage::Finished { cancelled } => {
+                    self.handle = None;
+                    self.current = None;
+                    if cancelled {
+                        ctx.notes.status = Some("training cancelled".into());
+                    }
+                    ctx.announce("lab ready");
+                }
+            }
+        }
+    }
+
+    fn add_run(&mut self, record: RunRecord, dir: PathBuf, settings: &LabSettings, dataset: &DatasetSettings) {
+        let same_set = self.records.first().is_none_or(|r| r.test.len() == record.test.len() && r.classes == record.classes);
+        if !same_set {
+            self.records.clear();
+            self.dirs.clear();
+            self.selected.clear();
+        }
+        let chosen = self.selected.iter().filter(|s| **s).count();
+        self.records.push(record);
+        self.dirs.push(dir);
+        self.selected.push(chosen < 6);
+        self.refresh(settings, dataset);
+    }
+
+    fn open_runs(&mut self, dir: &Path, settings: &LabSettings, dataset: &DatasetSettings, ctx: &mut Ctx) {
+        let mut dirs: Vec<PathBuf> = if dir.join("run.json").is_file() {
+            vec![dir.to_path_buf()]
+        } else {
+            std::fs::read_dir(dir).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect()).unwrap_or_default()
+        };
+        dirs.sort();
+        if dirs.is_empty() {
+            return ctx.notes.error(format!("{}: no runs found (folders with run.json)", dir.display()));
+        }
+        for d in dirs {
+            match sampling::load_run(&d) {
+                Ok(r) => self.add_run(r, d, settings, dataset),
+                Err(e) => ctx.notes.error(e),
+            }
+        }
+        ctx.announce("lab ready");
+    }
+
+    /// Recompute the comparison of the selected runs.
+    pub fn refresh(&mut self, settings: &LabSettings, dataset: &DatasetSettings) {
+        let chosen: Vec<RunRecord> = self.records.iter().zip(&self.selected).filter(|(_, s)| **s).map(|(r, _)| r.clone()).collect();
+        let Some(first) = chosen.first() else {
+            self.rows.clear();
+            self.confusions.clear();
+            return;
+        };
+        let k = first.classes.len();
+        let custom = Self::cost_for(k, dataset);
+        self.cost_is_custom = custom.is_some();
+        let cost = custom.unwrap_or_else(|| CostMatrix::zero_one(k));
+        self.rows = sampling::compare(&chosen, &cost, settings.prior_correction);
+        self.true_distribution = sampling::true_distribution(first);
+        self.confusions = sampling::confusions(&chosen, settings.prior_correction);
+    }
+}

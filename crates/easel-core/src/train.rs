@@ -1,0 +1,301 @@
+//! Training a classifier on labelled images: seeded, batched, with per-epoch loss, accuracy
+//! and per-class recall, progress and cancellation. The sampling lab reuses it with its own
+//! epoch plans and class weights.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::card::InputSpec;
+use crate::data::LabelledImages;
+use crate::error::{Error, Result};
+use crate::models::{read_floats, Net, NetMap, NetModule};
+use crate::progress::Progress;
+use crate::rng::Rng;
+
+/// How to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Multiply the learning rate by this after every epoch.
+    #[serde(default = "one")]
+    pub lr_decay: f64,
+    pub seed: u64,
+    /// Flip each training image left-right with probability 1/2.
+    #[serde(default)]
+    pub augment_flip: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            lr_decay: 1.0,
+            seed: 42,
+            augment_flip: false,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// On the held-out set, where one was given.
+    pub test_accuracy: Option<f64>,
+    pub test_recall: Option<Vec<f64>>,
+    pub seconds: f64,
+}
+
+/// Which samples an epoch visits and how much each class's loss counts.
+pub trait EpochPlan {
+    /// The sample indices of epoch `epoch`, in visiting order.
+    fn indices(&mut self, epoch: usize, rng: &mut Rng) -> Vec<usize>;
+    /// Loss weight per class (all 1 for plain training).
+    fn class_weights(&self) -> Option<Vec<f32>> {
+        None
+    }
+    /// Each visited sample's loss, after its batch (hard-example mining uses them).
+    fn observe(&mut self, _indices: &[usize], _losses: &[f32]) {}
+}
+
+/// Every sample once per epoch, shuffled.
+pub struct ShuffleAll(pub usize);
+
+impl EpochPlan for ShuffleAll {
+    fn indices(&mut self, _epoch: usize, rng: &mut Rng) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.0).collect();
+        rng.shuffle(&mut idx);
+        idx
+    }
+}
+
+/// Events a caller sees while training runs.
+#[derive(Clone, Debug)]
+pub enum TrainEvent {
+    Batch { epoch: usize, done: usize, total: usize, loss: f64 },
+    Epoch(EpochReport),
+}
+
+/// Mean cross-entropy, each sample weighted by its class's weight (PyTorch's weighted
+/// `CrossEntropyLoss`: sum of w * loss over sum of w).
+///
+/// # Shapes
+/// - `logits`: `[B, K]`, `targets`: `[B]`, `weights`: `[B]` -> scalar `[1]`
+pub fn weighted_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, weights: Tensor<1>) -> Tensor<1> {
+    let [b, _k] = logits.dims();
+    let picked = log_softmax(logits, 1).gather(1, targets.reshape([b, 1])); // [B, 1]
+    let w = weights.reshape([b, 1]);
+    let total = w.clone().sum();
+    (picked * w).sum().neg() / total
+}
+
+/// Train `net` (whose parameters live on `device`; autodiff is switched on here) and return
+/// it in inference mode with the per-epoch reports.
+#[allow(clippy::too_many_arguments)]
+pub fn train_net(
+    net: Net,
+    spec: &InputSpec,
+    train: &LabelledImages,
+    test: Option<&LabelledImages>,
+    settings: &TrainSettings,
+    plan: &mut dyn EpochPlan,
+    device: &Device,
+    on_event: &mut dyn FnMut(TrainEvent),
+    progress: Progress<'_>,
+) -> Result<(Net, Vec<EpochReport>)> {
+    if train.is_empty() {
+        return Err(Error::invalid("the training set is empty"));
+    }
+    if settings.epochs == 0 || settings.batch_size == 0 {
+        return Err(Error::invalid("epochs and batch size must be at least 1"));
+    }
+    let ad = device.clone().autodiff();
+    ad.seed(settings.seed);
+    device.seed(settings.seed);
+    let mut trainer = Trainer { spec, train, test, settings, plan, ad: &ad, on_event, progress, reports: Vec::new() };
+    let net = net.map_with(&mut trainer)?;
+    Ok((net, trainer.reports))
+}
+
+/// Training as a [`NetMap`], so one generic loop serves every architecture.
+struct Trainer<'a, 'b> {
+    spec: &'a InputSpec,
+    train: &'a LabelledImages,
+    test: Option<&'a LabelledImages>,
+    settings: &'a TrainSettings,
+    plan: &'a mut dyn EpochPlan,
+    ad: &'a Device,
+    on_event: &'a mut dyn FnMut(TrainEvent),
+    progress: Progress<'b>,
+    reports: Vec<EpochReport>,
+}
+
+impl NetMap for Trainer<'_, '_> {
+    fn map<M: NetModule>(&mut self, module: M) -> Result<M> {
+        let (m, reports) = train_module(
+            module.to_device(self.ad).train(),
+            |m: &M, x| m.forward(x),
+            self.spec,
+            self.train,
+            self.test,
+            self.settings,
+            &mut *self.plan,
+            self.ad,
+            &mut *self.on_event,
+            self.progress,
+        )?;
+        self.reports = reports;
+        Ok(m)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_module<M: Module + Clone>(
+    mut model: M,
+    forward: fn(&M, Tensor<4>) -> Tensor<2>,
+    spec: &InputSpec,
+    train: &LabelledImages,
+    test: Option<&LabelledImages>,
+    settings: &TrainSettings,
+    plan: &mut dyn EpochPlan,
+    ad: &Device,
+    on_event: &mut dyn FnMut(TrainEvent),
+    progress: Progress<'_>,
+) -> Result<(M, Vec<EpochReport>)> {
+    let mut optim = AdamConfig::new().init();
+    let mut rng = Rng::new(settings.seed);
+    let class_weights = plan.class_weights().unwrap_or_else(|| vec![1.0; train.classes.len()]);
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let mut reports = Vec::new();
+    let mut lr = settings.learning_rate;
+    for epoch in 1..=settings.epochs {
+        let started = Instant::now();
+        let order = plan.indices(epoch, &mut rng);
+        if order.is_empty() {
+            return Err(Error::invalid("the sampling plan selected no samples"));
+        }
+        let batches = order.len().div_ceil(settings.batch_size);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for (bi, chunk) in order.chunks(settings.batch_size).enumerate() {
+            progress.check()?;
+            let b = chunk.len();
+            let mut x = train.normalised_batch(chunk, spec);
+            if settings.augment_flip {
+                for s in 0..b {
+                    if rng.next_f64() < 0.5 {
+                        flip_lr(&mut x[s * c * h * w..(s + 1) * c * h * w], c, h, w);
+                    }
+                }
+            }
+            let x = Tensor::<4>::from_data(TensorData::new(x, [b, c, h, w]), ad);
+            let labels: Vec<i64> = chunk.iter().map(|&i| train.labels[i] as i64).collect();
+            let weights: Vec<f32> = chunk.iter().map(|&i| class_weights[train.labels[i]]).collect();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), ad);
+            let wt = Tensor::<1>::from_data(TensorData::new(weights, [b]), ad);
+            let logits = forward(&model, x);
+            // Read the logits back once: predictions and per-sample losses come from them.
+            let host = read_floats(logits.clone().detach())?;
+            let k = host.len() / b;
+            let mut sample_losses = Vec::with_capacity(b);
+            for (row, &l) in host.chunks(k).zip(&labels) {
+                let probs = crate::predict::softmax(row);
+                sample_losses.push(-(probs[l as usize].max(1e-12)).ln());
+                if crate::metrics::argmax(row) as i64 == l {
+                    correct += 1;
+                }
+            }
+            plan.observe(chunk, &sample_losses);
+            seen += b;
+            let loss = weighted_cross_entropy(logits, targets, wt);
+            let loss_value = read_floats(loss.clone().detach())?[0] as f64;
+            if !loss_value.is_finite() {
+                return Err(Error::Compute(format!("the loss became {loss_value} in epoch {epoch}: lower the learning rate")));
+            }
+            loss_sum += loss_value * b as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            on_event(TrainEvent::Batch { epoch, done: bi + 1, total: batches, loss: loss_value });
+        }
+        let (test_accuracy, test_recall) = match test {
+            Some(t) => {
+                let preds = predict_labels(&model.valid(), forward, spec, t, &ad.clone().inner(), progress)?;
+                let (acc, recall) = accuracy_and_recall(&preds, &t.labels, t.classes.len());
+                (Some(acc), Some(recall))
+            }
+            None => (None, None),
+        };
+        let report = EpochReport {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            test_accuracy,
+            test_recall,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_event(TrainEvent::Epoch(report.clone()));
+        reports.push(report);
+        lr *= settings.lr_decay;
+    }
+    Ok((model.valid(), reports))
+}
+
+/// Mirror one `[C, H, W]` image left-right in place.
+fn flip_lr(x: &mut [f32], c: usize, h: usize, w: usize) {
+    for ch in 0..c {
+        for row in 0..h {
+            let s = ch * h * w + row * w;
+            x[s..s + w].reverse();
+        }
+    }
+}
+
+/// Argmax labels of a whole set with an inference-mode model.
+fn predict_labels<M: Module>(
+    model: &M,
+    forward: fn(&M, Tensor<4>) -> Tensor<2>,
+    spec: &InputSpec,
+    set: &LabelledImages,
+    device: &Device,
+    progress: Progress<'_>,
+) -> Result<Vec<usize>> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut out = Vec::with_capacity(set.len());
+    for chunk in idx.chunks(256) {
+        progress.check()?;
+        let x = Tensor::<4>::from_data(TensorData::new(set.normalised_batch(chunk, spec), [chunk.len(), c, h, w]), device);
+        let p = read_floats(forward(model, x).argmax(1).float())?;
+        out.extend(p.iter().map(|&v| v as usize));
+    }
+    Ok(out)
+}
+
+/// Accuracy and recall per class.
+pub fn accuracy_and_recall(preds: &[usize], labels: &[usize], k: usize) -> (f64, Vec<f64>) {
+    let mut hit = vec![0usize; k];
+    let mut total = vec![0usize; k];
+    for (&p, &l) in preds.iter().zip(labels) {
+        total[l] += 1;
+        if p == l {
+            hit[l] += 1;
+        }
+    }
+    let acc = hit.iter().sum::<usize>() as f64 / labels.len().max(1) as f64;
+    let recall = hit.iter().zip(&total).map(|(&h, &t)| if t == 0 { 0.0 } else { h as f64 / t as f64 }).collect();
+    (acc, recall)
+}
