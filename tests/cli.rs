@@ -9,11 +9,7 @@ use std::process::{Command, Output};
 use common::*;
 
 fn easel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_easel"))
-        .args(args)
-        .env("EASEL_NO_GPU", "1")
-        .output()
-        .expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_easel")).args(args).env("EASEL_NO_GPU", "1").output().expect("the binary runs")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -133,7 +129,10 @@ fn missing_extra_and_truncated_weights_are_clear_errors() {
     let bytes = std::fs::read(fixture("smallcnn_fashion/weights.safetensors")).unwrap();
     std::fs::write(d.join("t.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     let card = card_with_weights(&d, "t.safetensors", 10);
-    assert_clean_failure(&easel(&["predict", "--model", s(&card), "--images", s(&fixture("smallcnn_fashion/input.png"))]), &["t.safetensors", "not a valid safetensors"]);
+    assert_clean_failure(
+        &easel(&["predict", "--model", s(&card), "--images", s(&fixture("smallcnn_fashion/input.png"))]),
+        &["t.safetensors", "not a valid safetensors"],
+    );
 }
 
 #[test]
@@ -172,8 +171,21 @@ fn explain_writes_npy_png_and_meta() {
     let d = scratch("explain-ok");
     let out_dir = d.join("occ");
     let out = easel(&[
-        "explain", "--model", s(&fashion_card()), "--image", s(&fixture("smallcnn_fashion/input.png")),
-        "--method", "occlusion", "--window", "4", "--stride", "2", "--fill", "0", "--out", s(&out_dir),
+        "explain",
+        "--model",
+        s(&fashion_card()),
+        "--image",
+        s(&fixture("smallcnn_fashion/input.png")),
+        "--method",
+        "occlusion",
+        "--window",
+        "4",
+        "--stride",
+        "2",
+        "--fill",
+        "0",
+        "--out",
+        s(&out_dir),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let map = read_npy(&out_dir.join("occlusion.npy"));
@@ -186,16 +198,26 @@ fn explain_writes_npy_png_and_meta() {
     assert!(meta["model_hash"].as_str().unwrap().len() == 16);
     assert!(image::open(out_dir.join("occlusion.png")).unwrap().width() > 256);
     // a second run does not overwrite without --force
-    let again = easel(&[
-        "explain", "--model", s(&fashion_card()), "--image", s(&fixture("smallcnn_fashion/input.png")),
-        "--method", "occlusion", "--out", s(&out_dir),
-    ]);
+    let again =
+        easel(&["explain", "--model", s(&fashion_card()), "--image", s(&fixture("smallcnn_fashion/input.png")), "--method", "occlusion", "--out", s(&out_dir)]);
     assert_clean_failure(&again, &["already exists"]);
 
     let ig_dir = d.join("ig");
     let out = easel(&[
-        "explain", "--model", s(&fashion_card()), "--image", s(&fixture("smallcnn_fashion/input.png")),
-        "--method", "ig", "--steps", "50", "--out", s(&ig_dir), "--sanity", "cascade", "--curves",
+        "explain",
+        "--model",
+        s(&fashion_card()),
+        "--image",
+        s(&fixture("smallcnn_fashion/input.png")),
+        "--method",
+        "ig",
+        "--steps",
+        "50",
+        "--out",
+        s(&ig_dir),
+        "--sanity",
+        "cascade",
+        "--curves",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ig_dir.join("meta.json")).unwrap()).unwrap();

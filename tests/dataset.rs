@@ -8,12 +8,7 @@ use std::process::{Command, Output};
 use common::*;
 
 fn easel(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_easel"))
-        .args(args)
-        .env("EASEL_NO_GPU", "1")
-        .env("EASEL_CACHE_DIR", cache)
-        .output()
-        .expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_easel")).args(args).env("EASEL_NO_GPU", "1").env("EASEL_CACHE_DIR", cache).output().expect("the binary runs")
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -27,11 +22,12 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn evaluate_reproduces_the_demo_models_reported_accuracy_and_caches() {
     let d = scratch("eval");
     let card = asset("fashion-mnist/model/card.json");
-    let reported = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&card).unwrap()).unwrap()["metrics"]["test_accuracy"]
-        .as_f64()
-        .unwrap();
+    let reported = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&card).unwrap()).unwrap()["metrics"]["test_accuracy"].as_f64().unwrap();
     let csv = d.join("preds.csv");
-    let out = easel(&["evaluate", "--model", card.to_str().unwrap(), "--data", asset("fashion-mnist").to_str().unwrap(), "--out", csv.to_str().unwrap(), "--json"], &d);
+    let out = easel(
+        &["evaluate", "--model", card.to_str().unwrap(), "--data", asset("fashion-mnist").to_str().unwrap(), "--out", csv.to_str().unwrap(), "--json"],
+        &d,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["samples"], 10_000);

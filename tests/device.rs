@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use easel_core::device::{select_device, DeviceChoice};
+use easel_core::device::{DeviceChoice, select_device};
 use easel_core::models::Classifier;
 
 #[test]

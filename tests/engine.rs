@@ -120,8 +120,29 @@ fn the_lab_is_the_same_from_the_cli_and_the_job_layer() {
     let (cli, job) = (d.join("cli"), d.join("job"));
     let data = asset("fashion-mnist");
     easel(&[
-        "sample", "--data", data.to_str().unwrap(), "--data-split", "t10k", "--holdout", "1000", "--per-class", "100", "--profile", "longtail:10", "--rare", "4",
-        "--epochs", "1", "--seed", "5", "--strategies", "uniform,oversample+weighted", "--out", cli.to_str().unwrap(), "--device", "cpu",
+        "sample",
+        "--data",
+        data.to_str().unwrap(),
+        "--data-split",
+        "t10k",
+        "--holdout",
+        "1000",
+        "--per-class",
+        "100",
+        "--profile",
+        "longtail:10",
+        "--rare",
+        "4",
+        "--epochs",
+        "1",
+        "--seed",
+        "5",
+        "--strategies",
+        "uniform,oversample+weighted",
+        "--out",
+        cli.to_str().unwrap(),
+        "--device",
+        "cpu",
     ]);
     let req = easel_jobs::lab::LabRequest {
         data,

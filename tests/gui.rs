@@ -38,7 +38,9 @@ fn fashion_demo_explains_every_method_by_its_label() {
     // clicking another class explains that class
     let second = h.state().session.current.as_ref().unwrap().top[1].clone();
     h.get_by_label(&format!("{:>5.1}%  {}", second.probability * 100.0, second.class)).click();
-    wait_for(&mut h, "the runner-up's map", 30, |a| a.explain.map.last().is_some_and(|m| m.output.explanation.target == second.class_index) && !a.explain.map.is_running());
+    wait_for(&mut h, "the runner-up's map", 30, |a| {
+        a.explain.map.last().is_some_and(|m| m.output.explanation.target == second.class_index) && !a.explain.map.is_running()
+    });
 
     // arrow keys move between images
     h.key_press(eframe::egui::Key::ArrowDown);
@@ -269,7 +271,9 @@ fn dropping_a_model_card_and_a_photo_opens_both() {
     }
     h.step();
     wait_for(&mut h, "EfficientNet and the photo", 120, |a| {
-        a.session.model.as_ref().is_some_and(|m| m.classes.len() == 1000) && a.session.images.len() == 1 && a.session.current.as_ref().is_some_and(|c| c.image.width == 224)
+        a.session.model.as_ref().is_some_and(|m| m.classes.len() == 1000)
+            && a.session.images.len() == 1
+            && a.session.current.as_ref().is_some_and(|c| c.image.width == 224)
     });
     assert!(h.state().notes.errors.is_empty(), "{:?}", h.state().notes.errors);
     assert_eq!(h.state().session.current.as_ref().unwrap().top[0].class, "espresso");

@@ -18,10 +18,7 @@ fn check_fixture(name: &str) {
 
     let logits = model.logits(model.input_batch(&[&img]).unwrap()).unwrap().remove(0);
     let want = read_npy(&dir.join("logits.npy"));
-    let worst = logits
-        .iter()
-        .zip(&want.data)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let worst = logits.iter().zip(&want.data).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(worst < 1e-4, "{name}: logits differ by {worst}: {logits:?} vs {:?}", want.data);
 }
 

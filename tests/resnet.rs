@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use easel_core::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
+use easel_core::card::{CARD_FORMAT, InputSpec, ModelCard, ResizeMode};
 use easel_core::models::{Architecture, Classifier};
 
 fn torchvision_keys(depth: usize) -> Vec<(String, Vec<usize>)> {
@@ -95,7 +95,13 @@ fn formula_card(depth: usize, dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Write `tensors` as safetensors plus a 10-class card (RGB, `height` x `width`) into `dir`;
 /// returns the card's path.
-fn write_model(dir: &std::path::Path, name: &str, arch: Architecture, tensors: &[(String, easel_core::weights::HostTensor)], (height, width): (usize, usize)) -> std::path::PathBuf {
+fn write_model(
+    dir: &std::path::Path,
+    name: &str,
+    arch: Architecture,
+    tensors: &[(String, easel_core::weights::HostTensor)],
+    (height, width): (usize, usize),
+) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     easel_core::weights::write_safetensors(&dir.join("weights.safetensors"), tensors).unwrap();
     let card = ModelCard {
@@ -103,7 +109,16 @@ fn write_model(dir: &std::path::Path, name: &str, arch: Architecture, tensors: &
         name: name.into(),
         architecture: arch,
         weights: "weights.safetensors".into(),
-        input: InputSpec { channels: 3, height, width, resize: ResizeMode::Stretch, crop_fraction: 0.875, scale: 1.0 / 255.0, mean: vec![0.5; 3], std: vec![0.25; 3] },
+        input: InputSpec {
+            channels: 3,
+            height,
+            width,
+            resize: ResizeMode::Stretch,
+            crop_fraction: 0.875,
+            scale: 1.0 / 255.0,
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+        },
         classes: (0..10).map(|i| format!("c{i}")).collect(),
         source: String::new(),
         license: String::new(),

@@ -16,8 +16,26 @@ fn easel(args: &[&str]) -> Output {
 fn lab(out: &Path, extra: &[&str]) -> Output {
     let data = asset("fashion-mnist");
     let mut a = vec![
-        "sample", "--data", data.to_str().unwrap(), "--data-split", "t10k", "--holdout", "3000", "--per-class", "300",
-        "--profile", "longtail:30", "--rare", "4,6", "--epochs", "2", "--seed", "3", "--out", out.to_str().unwrap(), "--force",
+        "sample",
+        "--data",
+        data.to_str().unwrap(),
+        "--data-split",
+        "t10k",
+        "--holdout",
+        "3000",
+        "--per-class",
+        "300",
+        "--profile",
+        "longtail:30",
+        "--rare",
+        "4,6",
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--force",
     ];
     a.extend_from_slice(extra);
     easel(&a)
@@ -69,7 +87,24 @@ fn impossible_requests_get_a_clear_message() {
     check(lab(&out, &["--strategies", "uniform,telepathy"]), "unknown strategy 'telepathy'");
     let data = asset("fashion-mnist");
     let base = |profile: &str, per_class: &str| {
-        easel(&["sample", "--data", data.to_str().unwrap(), "--data-split", "t10k", "--holdout", "3000", "--per-class", per_class, "--profile", profile, "--rare", "4", "--out", out.to_str().unwrap(), "--force"])
+        easel(&[
+            "sample",
+            "--data",
+            data.to_str().unwrap(),
+            "--data-split",
+            "t10k",
+            "--holdout",
+            "3000",
+            "--per-class",
+            per_class,
+            "--profile",
+            profile,
+            "--rare",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+            "--force",
+        ])
     };
     check(base("longtail:0.5", "100"), "must be at least 1");
     check(base("longtail:1000", "100"), "class 4 would have no training images");

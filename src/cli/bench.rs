@@ -65,7 +65,12 @@ struct Case {
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let device = args.device.open()?;
     let cases = [
-        Case { name: "small CNN (Fashion-MNIST demo)", card: args.assets.join("fashion-mnist/model/card.json"), image: args.assets.join("fashion-mnist/samples/0-ankle-boot.png"), batch: 64 },
+        Case {
+            name: "small CNN (Fashion-MNIST demo)",
+            card: args.assets.join("fashion-mnist/model/card.json"),
+            image: args.assets.join("fashion-mnist/samples/0-ankle-boot.png"),
+            batch: 64,
+        },
         Case { name: "EfficientNet-Lite0", card: args.assets.join("efficientnet-lite0/card.json"), image: args.assets.join("photos/chelsea.png"), batch: 8 },
     ];
     let mut report = Vec::new();
@@ -128,12 +133,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 Ok(())
             })?;
             let t_base = median_secs(reps, || forwards_batch1(&model, &img, forwards).map(|_| ()))?;
-            println!(
-                "{name:<9} {:>9.1} ms   {forwards} forwards at batch 1: {:>9.1} ms   ratio {:.2}x",
-                t_method * 1e3,
-                t_base * 1e3,
-                t_base / t_method
-            );
+            println!("{name:<9} {:>9.1} ms   {forwards} forwards at batch 1: {:>9.1} ms   ratio {:.2}x", t_method * 1e3, t_base * 1e3, t_base / t_method);
             entry[format!("{name}_ms")] = json!(t_method * 1e3);
             entry[format!("{name}_baseline_forwards")] = json!(forwards);
             entry[format!("{name}_baseline_ms")] = json!(t_base * 1e3);

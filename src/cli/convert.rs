@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use easel_core::card::{InputSpec, ModelCard, ResizeMode, CARD_FORMAT};
+use easel_core::card::{CARD_FORMAT, InputSpec, ModelCard, ResizeMode};
 use easel_core::models::{Architecture, Classifier};
 
 #[derive(Args, Debug)]
@@ -79,22 +79,20 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             },
             "EfficientNet-Lite0 (ImageNet-1k)".to_string(),
         ),
-        Some(depth) => {
-            (
-                Architecture::Resnet(easel_core::models::ResNetConfig { depth, num_classes: k }),
-                InputSpec {
-                    channels: 3,
-                    height: 224,
-                    width: 224,
-                    resize: ResizeMode::CenterCrop,
-                    crop_fraction: 0.875,
-                    scale: 1.0 / 255.0,
-                    mean: IMAGENET_MEAN.to_vec(),
-                    std: IMAGENET_STD.to_vec(),
-                },
-                format!("ResNet-{depth}"),
-            )
-        }
+        Some(depth) => (
+            Architecture::Resnet(easel_core::models::ResNetConfig { depth, num_classes: k }),
+            InputSpec {
+                channels: 3,
+                height: 224,
+                width: 224,
+                resize: ResizeMode::CenterCrop,
+                crop_fraction: 0.875,
+                scale: 1.0 / 255.0,
+                mean: IMAGENET_MEAN.to_vec(),
+                std: IMAGENET_STD.to_vec(),
+            },
+            format!("ResNet-{depth}"),
+        ),
     };
     let card_path = args.out.join("card.json");
     if card_path.exists() && !args.force {
@@ -119,12 +117,6 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let tensors = model.net.torch_tensors(&arch)?;
     easel_core::weights::write_safetensors(&args.out.join("weights.safetensors"), &tensors)?;
     card.save(&card_path)?;
-    eprintln!(
-        "easel: converted {} ({} parameters, {} tensors) into {}",
-        args.weights.display(),
-        model.net.num_params(),
-        tensors.len(),
-        args.out.display()
-    );
+    eprintln!("easel: converted {} ({} parameters, {} tensors) into {}", args.weights.display(), model.net.num_params(), tensors.len(), args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use easel_core::metrics::{self, CostMatrix, MetricsReport, Predictions};
 use easel_core::models::Classifier;

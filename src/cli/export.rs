@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 use easel_core::card::{InputSpec, ResizeMode};
 use easel_core::data::{self, FASHION_MNIST_CLASSES};
@@ -33,7 +33,16 @@ pub fn slug(s: &str) -> String {
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let classes: Vec<String> = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
-    let spec = InputSpec { channels: 1, height: 28, width: 28, resize: ResizeMode::Stretch, crop_fraction: 0.875, scale: 1.0 / 255.0, mean: vec![0.0], std: vec![1.0] };
+    let spec = InputSpec {
+        channels: 1,
+        height: 28,
+        width: 28,
+        resize: ResizeMode::Stretch,
+        crop_fraction: 0.875,
+        scale: 1.0 / 255.0,
+        mean: vec![0.0],
+        std: vec![1.0],
+    };
     let source = data::resolve_source(&args.data, &args.split)?;
     let set = data::load_source(&source, &spec, &classes)?;
     let mut taken = vec![0usize; classes.len()];
@@ -44,11 +53,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             continue;
         }
         taken[l] += 1;
-        let path = if args.flat {
-            args.out.join(format!("{i}-{}.png", slug(&classes[l])))
-        } else {
-            args.out.join(slug(&classes[l])).join(format!("{i}.png"))
-        };
+        let path = if args.flat { args.out.join(format!("{i}-{}.png", slug(&classes[l]))) } else { args.out.join(slug(&classes[l])).join(format!("{i}.png")) };
         if path.exists() {
             bail!("{} already exists; easel does not overwrite files", path.display());
         }

@@ -44,7 +44,7 @@ impl DeviceArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open the desktop app (the default with no command).
-        Gui(GuiArgs),
+    Gui(GuiArgs),
     /// Print the compute device easel would use, its backend and adapter.
     Info {
         #[command(flatten)]
@@ -159,8 +159,8 @@ pub fn run() -> Result<ExitCode> {
         Err(e) => anyhow::bail!("{}", one_line(&e)),
     };
     match cli.command {
-                None => run_gui(GuiArgs::default()),
-                Some(Command::Gui(args)) => run_gui(args),
+        None => run_gui(GuiArgs::default()),
+        Some(Command::Gui(args)) => run_gui(args),
         Some(Command::Info { device, json }) => {
             let d = select_device(device.device)?;
             if json {

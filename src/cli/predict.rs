@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use easel_core::imaging;
 use easel_core::models::Classifier;
-use easel_core::predict::{logits_batched, top_k, ClassScore};
+use easel_core::predict::{ClassScore, logits_batched, top_k};
 use easel_core::progress::Progress;
 use serde::Serialize;
 
@@ -53,8 +53,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         anyhow::bail!("--top-k must be at least 1");
     }
     let device = args.device.open()?;
-    let model = Classifier::load(&args.model, &device.device)
-        .with_context(|| format!("cannot load the model {}", args.model.display()))?;
+    let model = Classifier::load(&args.model, &device.device).with_context(|| format!("cannot load the model {}", args.model.display()))?;
     let paths = imaging::list_images(&args.images)?;
     let mut prepared = Vec::with_capacity(paths.len());
     for p in &paths {
@@ -62,21 +61,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     let logits = logits_batched(&model, &prepared, args.batch_size, Progress::none())?;
     let k = args.top_k.min(model.num_classes());
-    let predictions: Vec<ImagePrediction> = paths
-        .iter()
-        .zip(&logits)
-        .map(|(p, l)| ImagePrediction {
-            image: p.display().to_string(),
-            top_k: top_k(l, k, &model.card.classes),
-        })
-        .collect();
+    let predictions: Vec<ImagePrediction> =
+        paths.iter().zip(&logits).map(|(p, l)| ImagePrediction { image: p.display().to_string(), top_k: top_k(l, k, &model.card.classes) }).collect();
     if args.json {
-        let report = PredictReport {
-            model: model.card.name.clone(),
-            model_hash: model.hash.clone(),
-            device: device.info.clone(),
-            predictions,
-        };
+        let report = PredictReport { model: model.card.name.clone(), model_hash: model.hash.clone(), device: device.info.clone(), predictions };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for p in &predictions {

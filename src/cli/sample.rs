@@ -128,8 +128,7 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
             eprintln!("\r  {:<24} accuracy {acc:.4}  ({:.0} s){}", record.config.strategy.name, record.seconds, " ".repeat(30));
         }
     };
-    let summary = lab::run(&req, &device.device, &mut on_event, Progress::none())
-        .with_context(|| format!("the sampling lab on {}", args.data.display()))?;
+    let summary = lab::run(&req, &device.device, &mut on_event, Progress::none()).with_context(|| format!("the sampling lab on {}", args.data.display()))?;
     println!("{:<24} {:>9} {:>9} {:>11} {:>10}", "strategy", "accuracy", "balanced", "rare recall", "cost");
     for r in &summary.rows {
         println!("{:<24} {:>9.4} {:>9.4} {:>11.4} {:>10.1}", r.strategy, r.accuracy, r.balanced_accuracy, r.rare_recall, r.total_cost);

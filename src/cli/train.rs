@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use easel_core::card::{InputSpec, ModelCard, CARD_FORMAT};
+use easel_core::card::{CARD_FORMAT, InputSpec, ModelCard};
 use easel_core::data;
 use easel_core::models::{Architecture, SmallCnnPreset};
 use easel_core::progress::Progress;
-use easel_core::train::{train_net, EpochReport, ShuffleAll, TrainEvent, TrainSettings};
+use easel_core::train::{EpochReport, ShuffleAll, TrainEvent, TrainSettings, train_net};
 
 use super::DeviceArg;
 
@@ -63,16 +63,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let config = args.arch.config(classes.len());
     let spec = data::fashion_input();
     let train_src = data::resolve_source(&args.data, "train")?;
-    let mut train = data::load_source(&train_src, &spec, &classes)
-        .with_context(|| format!("cannot load training data from {}", args.data.display()))?;
+    let mut train = data::load_source(&train_src, &spec, &classes).with_context(|| format!("cannot load training data from {}", args.data.display()))?;
     if let Some(n) = args.limit {
         let idx: Vec<usize> = (0..n.min(train.len())).collect();
         train = train.subset(&idx);
     }
     let test_path = args.test.clone().unwrap_or_else(|| args.data.clone());
-    let test = data::resolve_source(&test_path, "t10k")
-        .and_then(|s| data::load_source(&s, &spec, &classes))
-        .ok();
+    let test = data::resolve_source(&test_path, "t10k").and_then(|s| data::load_source(&s, &spec, &classes)).ok();
     eprintln!(
         "easel: training {} on {} images{}",
         arch_name(args.arch),
@@ -96,12 +93,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             if done % 20 == 0 || done == total {
                 let width = 30;
                 let filled = done * width / total;
-                eprint!(
-                    "\r  epoch {epoch}/{} [{}{}] {done}/{total} loss {loss:.4}   ",
-                    args.epochs,
-                    "#".repeat(filled),
-                    " ".repeat(width - filled)
-                );
+                eprint!("\r  epoch {epoch}/{} [{}{}] {done}/{total} loss {loss:.4}   ", args.epochs, "#".repeat(filled), " ".repeat(width - filled));
                 let _ = std::io::stderr().flush();
             }
         }
@@ -146,7 +138,12 @@ fn write_model(
         classes,
         source: format!(
             "trained by `easel train --arch {} --epochs {} --batch-size {} --lr {} --lr-decay {} --seed {}{}` on Fashion-MNIST (60k train)",
-            arch_name(args.arch), settings.epochs, settings.batch_size, settings.learning_rate, settings.lr_decay, settings.seed,
+            arch_name(args.arch),
+            settings.epochs,
+            settings.batch_size,
+            settings.learning_rate,
+            settings.lr_decay,
+            settings.seed,
             if settings.augment_flip { " --flip" } else { "" }
         ),
         license: "MIT (weights trained by easel on Fashion-MNIST, MIT, Zalando SE)".into(),

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use eframe::egui;
 use easel_core::device::DeviceChoice;
 use easel_core::explain::MethodKind;
 use easel_jobs::report::Report;
 use easel_jobs::worker::{Event, Request, WorkerHandle};
+use eframe::egui;
 
 use crate::command::Command;
 use crate::ctx::{AppPaths, Ctx, Notes};
@@ -344,7 +344,10 @@ impl EaselApp {
             return;
         }
         let (next, prev) = egui.input(|i| {
-            (i.key_pressed(egui::Key::ArrowDown) || i.key_pressed(egui::Key::ArrowRight), i.key_pressed(egui::Key::ArrowUp) || i.key_pressed(egui::Key::ArrowLeft))
+            (
+                i.key_pressed(egui::Key::ArrowDown) || i.key_pressed(egui::Key::ArrowRight),
+                i.key_pressed(egui::Key::ArrowUp) || i.key_pressed(egui::Key::ArrowLeft),
+            )
         });
         let sel = self.session.selected;
         let target = if next && sel + 1 < self.session.images.len() {

@@ -88,9 +88,16 @@ pub enum DatasetCommand {
     /// Show a sample in the Compare view (its predicted-class map next to its true-class map).
     OpenSample(usize),
     /// Set one cell of the (merged) cost matrix.
-    SetCostCell { row: usize, col: usize, value: f64 },
+    SetCostCell {
+        row: usize,
+        col: usize,
+        value: f64,
+    },
     /// Missing `class` (of the merged classes) costs `value`, every other mistake 1.
-    MissingClassCost { class: usize, value: f64 },
+    MissingClassCost {
+        class: usize,
+        value: f64,
+    },
     /// Every mistake costs 1.
     ResetCost,
     LoadPredictions(PathBuf),

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use eframe::egui;
 use easel_jobs::worker::{Request, WorkerHandle};
+use eframe::egui;
 
 use crate::command::Command;
 use crate::session::Session;

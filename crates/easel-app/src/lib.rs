@@ -21,7 +21,11 @@ pub fn run(start: StartOptions) -> anyhow::Result<()> {
         let (w, h) = start.window_size.unwrap_or((1400.0, 860.0));
         let options = eframe::NativeOptions {
             renderer,
-            viewport: eframe::egui::ViewportBuilder::default().with_title("easel").with_inner_size([w, h]).with_min_inner_size([800.0, 520.0]).with_drag_and_drop(true),
+            viewport: eframe::egui::ViewportBuilder::default()
+                .with_title("easel")
+                .with_inner_size([w, h])
+                .with_min_inner_size([800.0, 520.0])
+                .with_drag_and_drop(true),
             ..Default::default()
         };
         let start = start.clone();

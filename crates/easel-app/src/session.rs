@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use eframe::egui;
 use easel_core::device::DeviceInfo;
 use easel_core::imaging::PreparedImage;
 use easel_core::predict::ClassScore;
 use easel_jobs::JobSlot;
 use easel_jobs::worker::{Event, ImageList, ModelSummary, Request, WorkerHandle};
+use eframe::egui;
 
 use crate::state::SessionState;
 use crate::textures::{Shown, show};
@@ -71,12 +71,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(state: &SessionState, select_name: Option<String>) -> Session {
-        Session {
-            selected: state.selected,
-            restored_source: state.image_paths.first().map(|p| p.display().to_string()),
-            select_name,
-            ..Default::default()
-        }
+        Session { selected: state.selected, restored_source: state.image_paths.first().map(|p| p.display().to_string()), select_name, ..Default::default() }
     }
 
     pub fn load_model(&mut self, worker: &WorkerHandle, path: PathBuf) -> Result<(), String> {

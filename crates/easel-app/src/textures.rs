@@ -1,8 +1,8 @@
 //! Pictures on screen: the worker hands over RGBA buffers; the UI thread only copies them into
 //! textures (`TextureHandle::set` when the size is unchanged).
 
-use eframe::egui;
 use easel_jobs::picture::Picture;
+use eframe::egui;
 
 /// A texture and the picture's size.
 pub struct Shown {

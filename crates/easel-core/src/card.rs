@@ -54,12 +54,7 @@ impl InputSpec {
             return Err(format!("input size {}x{} is out of range", self.width, self.height));
         }
         if self.mean.len() != self.channels || self.std.len() != self.channels {
-            return Err(format!(
-                "input.mean and input.std need {} values each, found {} and {}",
-                self.channels,
-                self.mean.len(),
-                self.std.len()
-            ));
+            return Err(format!("input.mean and input.std need {} values each, found {} and {}", self.channels, self.mean.len(), self.std.len()));
         }
         if self.std.iter().any(|s| !s.is_finite() || *s == 0.0) || !self.scale.is_finite() || self.scale == 0.0 {
             return Err("input.std and input.scale must be finite and non-zero".into());
@@ -100,25 +95,13 @@ impl ModelCard {
         if text.trim().is_empty() {
             return Err(Error::EmptyFile { path: card_path });
         }
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::Card {
-            path: card_path.clone(),
-            reason: format!("not a model card ({e})"),
-        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::Card { path: card_path.clone(), reason: format!("not a model card ({e})") })?;
         if card.format != CARD_FORMAT {
-            return Err(Error::Card {
-                path: card_path,
-                reason: format!("format is '{}', expected '{CARD_FORMAT}'", card.format),
-            });
+            return Err(Error::Card { path: card_path, reason: format!("format is '{}', expected '{CARD_FORMAT}'", card.format) });
         }
-        card.input.validate().map_err(|reason| Error::Card {
-            path: card_path.clone(),
-            reason,
-        })?;
+        card.input.validate().map_err(|reason| Error::Card { path: card_path.clone(), reason })?;
         if card.classes.is_empty() {
-            return Err(Error::Card {
-                path: card_path,
-                reason: "the card names no classes".into(),
-            });
+            return Err(Error::Card { path: card_path, reason: "the card names no classes".into() });
         }
         Ok((card, card_path))
     }
@@ -145,10 +128,7 @@ fn card_path_for(path: &Path) -> Result<PathBuf> {
                 return Ok(p);
             }
         }
-        return Err(Error::Card {
-            path: path.to_path_buf(),
-            reason: "the folder holds no card.json or model.json".into(),
-        });
+        return Err(Error::Card { path: path.to_path_buf(), reason: "the folder holds no card.json or model.json".into() });
     }
     let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
@@ -160,9 +140,6 @@ fn card_path_for(path: &Path) -> Result<PathBuf> {
     }
     Err(Error::Card {
         path: path.to_path_buf(),
-        reason: format!(
-            "a weights file needs a model card beside it ({}) saying its architecture, input and classes",
-            beside.display()
-        ),
+        reason: format!("a weights file needs a model card beside it ({}) saying its architecture, input and classes", beside.display()),
     })
 }

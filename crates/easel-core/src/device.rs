@@ -37,9 +37,7 @@ impl FromStr for DeviceChoice {
             "auto" => Ok(Self::Auto),
             "cpu" | "flex" => Ok(Self::Cpu),
             "wgpu" | "gpu" => Ok(Self::Wgpu),
-            other => Err(Error::invalid(format!(
-                "unknown device '{other}': expected auto, cpu or wgpu"
-            ))),
+            other => Err(Error::invalid(format!("unknown device '{other}': expected auto, cpu or wgpu"))),
         }
     }
 }
@@ -83,15 +81,7 @@ pub struct ComputeDevice {
 impl ComputeDevice {
     /// burn's CPU backend.
     pub fn cpu(reason: impl Into<String>) -> Self {
-        ComputeDevice {
-            device: Device::flex(),
-            info: DeviceInfo {
-                kind: "cpu".into(),
-                backend: "flex".into(),
-                adapter: cpu_name(),
-                reason: reason.into(),
-            },
-        }
+        ComputeDevice { device: Device::flex(), info: DeviceInfo { kind: "cpu".into(), backend: "flex".into(), adapter: cpu_name(), reason: reason.into() } }
     }
 }
 
@@ -107,11 +97,7 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
             Ok(found) => Ok(ComputeDevice {
                 device: found.device.clone(),
                 info: DeviceInfo {
-                    reason: if found.software {
-                        "asked for; note: a software adapter, slower than the CPU backend".into()
-                    } else {
-                        "asked for".into()
-                    },
+                    reason: if found.software { "asked for; note: a software adapter, slower than the CPU backend".into() } else { "asked for".into() },
                     ..found.info.clone()
                 },
             }),
@@ -126,10 +112,7 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
             match list_adapters() {
                 Ok(list) if !list.iter().any(|a| a.1) => {
                     let names: Vec<&str> = list.iter().map(|a| a.0.as_str()).collect();
-                    return Ok(ComputeDevice::cpu(format!(
-                        "auto: the only wgpu adapters are software ones ({}), the CPU backend is faster",
-                        names.join(", ")
-                    )));
+                    return Ok(ComputeDevice::cpu(format!("auto: the only wgpu adapters are software ones ({}), the CPU backend is faster", names.join(", "))));
                 }
                 Ok(_) => {}
                 Err(e) => return Ok(ComputeDevice::cpu(format!("auto: no GPU ({e})"))),
@@ -137,15 +120,11 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
             match probe_wgpu() {
                 Ok(found) if !found.software => Ok(ComputeDevice {
                     device: found.device.clone(),
-                    info: DeviceInfo {
-                        reason: "auto: a hardware GPU adapter answered".into(),
-                        ..found.info.clone()
-                    },
+                    info: DeviceInfo { reason: "auto: a hardware GPU adapter answered".into(), ..found.info.clone() },
                 }),
-                Ok(found) => Ok(ComputeDevice::cpu(format!(
-                    "auto: the only wgpu adapter is a software one ({}), the CPU backend is faster",
-                    found.info.adapter
-                ))),
+                Ok(found) => {
+                    Ok(ComputeDevice::cpu(format!("auto: the only wgpu adapter is a software one ({}), the CPU backend is faster", found.info.adapter)))
+                }
                 Err(e) => Ok(ComputeDevice::cpu(format!("auto: no GPU ({e})"))),
             }
         }
@@ -164,21 +143,16 @@ fn probe_wgpu() -> std::result::Result<&'static WgpuFound, String> {
     PROBE
         .get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("easel-wgpu-probe".into())
-                .spawn(move || {
-                    let result = std::panic::catch_unwind(probe_wgpu_blocking)
-                        .unwrap_or_else(|_| Err("the wgpu runtime panicked while starting".into()));
-                    let _ = tx.send(result);
-                });
+            let spawned = std::thread::Builder::new().name("easel-wgpu-probe".into()).spawn(move || {
+                let result = std::panic::catch_unwind(probe_wgpu_blocking).unwrap_or_else(|_| Err("the wgpu runtime panicked while starting".into()));
+                let _ = tx.send(result);
+            });
             if let Err(e) = spawned {
                 return Err(format!("cannot start the probe thread: {e}"));
             }
             match rx.recv_timeout(Duration::from_secs(WGPU_PROBE_TIMEOUT_SECS)) {
                 Ok(r) => r,
-                Err(_) => Err(format!(
-                    "the wgpu adapter did not answer within {WGPU_PROBE_TIMEOUT_SECS} s"
-                )),
+                Err(_) => Err(format!("the wgpu adapter did not answer within {WGPU_PROBE_TIMEOUT_SECS} s")),
             }
         })
         .as_ref()
@@ -192,13 +166,11 @@ fn list_adapters() -> std::result::Result<Vec<(String, bool)>, String> {
     std::thread::Builder::new()
         .name("easel-wgpu-list".into())
         .spawn(move || {
-            let r = std::panic::catch_unwind(list_adapters_blocking)
-                .unwrap_or_else(|_| Err("the wgpu instance panicked".into()));
+            let r = std::panic::catch_unwind(list_adapters_blocking).unwrap_or_else(|_| Err("the wgpu instance panicked".into()));
             let _ = tx.send(r);
         })
         .map_err(|e| format!("cannot start the probe thread: {e}"))?;
-    rx.recv_timeout(Duration::from_secs(WGPU_PROBE_TIMEOUT_SECS))
-        .unwrap_or_else(|_| Err("listing wgpu adapters timed out".into()))
+    rx.recv_timeout(Duration::from_secs(WGPU_PROBE_TIMEOUT_SECS)).unwrap_or_else(|_| Err("listing wgpu adapters timed out".into()))
 }
 
 fn list_adapters_blocking() -> std::result::Result<Vec<(String, bool)>, String> {
@@ -220,18 +192,12 @@ fn list_adapters_blocking() -> std::result::Result<Vec<(String, bool)>, String> 
 fn probe_wgpu_blocking() -> std::result::Result<WgpuFound, String> {
     use burn::tensor::wgpu::wgpu;
     let hardware = list_adapters_blocking()?.iter().any(|a| a.1);
-    let (device, setup) = Device::wgpu_options()
-        .init_with_setup()
-        .map_err(|e| format!("{e}"))?;
+    let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| format!("{e}"))?;
     let adapter = setup.adapter.get_info();
     // A tiny computation: some drivers accept a device and fail on the first kernel.
     let a = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]), &device);
     let product = a.clone().matmul(a);
-    let values: Vec<f32> = product
-        .try_into_data()
-        .map_err(|e| format!("{e:?}"))?
-        .try_into_vec_as::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
+    let values: Vec<f32> = product.try_into_data().map_err(|e| format!("{e:?}"))?.try_into_vec_as::<f32>().map_err(|e| format!("{e:?}"))?;
     if values != [7.0, 10.0, 15.0, 22.0] {
         return Err(format!("the adapter computed a wrong 2x2 product: {values:?}"));
     }
@@ -250,17 +216,10 @@ fn probe_wgpu_blocking() -> std::result::Result<WgpuFound, String> {
 
 /// The CPU's model name where the OS says it, else the architecture.
 fn cpu_name() -> String {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     format!("{model}, {threads} threads")
 }

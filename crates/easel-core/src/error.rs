@@ -6,15 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{}: the file is empty", path.display())]
     EmptyFile { path: PathBuf },
     #[error("{}: not a readable image ({reason})", path.display())]
@@ -24,37 +18,17 @@ pub enum Error {
     #[error("{}: not a weights file easel can read: {reason}", path.display())]
     Weights { path: PathBuf, reason: String },
     #[error("{}: tensor '{name}' has shape {found:?}, the model expects {expected:?}", path.display())]
-    TensorShape {
-        path: PathBuf,
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    TensorShape { path: PathBuf, name: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("{}: tensor '{name}' (shape {expected:?}) is missing{more}", path.display())]
-    MissingTensor {
-        path: PathBuf,
-        name: String,
-        expected: Vec<usize>,
-        more: String,
-    },
+    MissingTensor { path: PathBuf, name: String, expected: Vec<usize>, more: String },
     #[error("{}: tensor '{name}' (shape {found:?}) is not part of the {arch} architecture{more}", path.display())]
-    UnexpectedTensor {
-        path: PathBuf,
-        name: String,
-        found: Vec<usize>,
-        arch: String,
-        more: String,
-    },
+    UnexpectedTensor { path: PathBuf, name: String, found: Vec<usize>, arch: String, more: String },
     #[error("{}: {reason}", path.display())]
     Card { path: PathBuf, reason: String },
     #[error("the model card names {card} classes but the model's head has {head} outputs")]
     ClassCount { card: usize, head: usize },
     #[error("{}:{line}: {reason}", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    Parse { path: PathBuf, line: usize, reason: String },
     #[error("device: {0}")]
     Device(String),
     #[error("{0}")]
@@ -69,17 +43,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Write {
-            path: path.into(),
-            source,
-        }
+        Error::Write { path: path.into(), source }
     }
 
     pub fn invalid(msg: impl Into<String>) -> Self {

@@ -19,28 +19,18 @@ pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            reason: "it is a folder".into(),
-        });
+        return Err(Error::Image { path: path.to_path_buf(), reason: "it is a folder".into() });
     }
     if meta.len() == 0 {
-        return Err(Error::EmptyFile {
-            path: path.to_path_buf(),
-        });
+        return Err(Error::EmptyFile { path: path.to_path_buf() });
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode_image(&bytes).map_err(|reason| Error::Image {
-        path: path.to_path_buf(),
-        reason,
-    })
+    decode_image(&bytes).map_err(|reason| Error::Image { path: path.to_path_buf(), reason })
 }
 
 /// Decode image bytes with the same limits as [`load_image`].
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
     if reader.format().is_none() {
         return Err("unknown image format".into());
     }
@@ -50,17 +40,13 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(l) => format!(
-            "larger than easel accepts ({l}; at most {MAX_IMAGE_SIDE_PX} px a side)"
-        ),
+        image::ImageError::Limits(l) => format!("larger than easel accepts ({l}; at most {MAX_IMAGE_SIDE_PX} px a side)"),
         other => other.to_string(),
     })
 }
 
 fn has_image_extension(p: &Path) -> bool {
-    p.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+    p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
 }
 
 /// Expand files and folders into image files: a folder contributes its images (sorted, not
@@ -70,15 +56,9 @@ pub fn list_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for input in inputs {
         if input.is_dir() {
             let entries = std::fs::read_dir(input).map_err(|e| Error::io(input, e))?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && has_image_extension(p))
-                .collect();
+            let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && has_image_extension(p)).collect();
             if found.is_empty() {
-                return Err(Error::NoImages {
-                    path: input.clone(),
-                    exts: IMAGE_EXTENSIONS.join(", "),
-                });
+                return Err(Error::NoImages { path: input.clone(), exts: IMAGE_EXTENSIONS.join(", ") });
             }
             found.sort();
             out.extend(found);
@@ -129,28 +109,14 @@ pub fn prepare(img: &DynamicImage, spec: &InputSpec) -> PreparedImage {
             }
         }
     };
-    let pixels = if spec.channels == 1 {
-        sized.pixels().map(|p| luma(p[0], p[1], p[2])).collect()
-    } else {
-        sized.into_raw()
-    };
-    PreparedImage {
-        width: spec.width,
-        height: spec.height,
-        channels: spec.channels,
-        pixels,
-    }
+    let pixels = if spec.channels == 1 { sized.pixels().map(|p| luma(p[0], p[1], p[2])).collect() } else { sized.into_raw() };
+    PreparedImage { width: spec.width, height: spec.height, channels: spec.channels, pixels }
 }
 
 /// Grey images skip the RGB round trip so their bytes are kept exactly.
 pub fn prepare_any(img: &DynamicImage, spec: &InputSpec) -> PreparedImage {
     if spec.channels == 1 && matches!(img, DynamicImage::ImageLuma8(_)) && img.dimensions() == (spec.width as u32, spec.height as u32) {
-        return PreparedImage {
-            width: spec.width,
-            height: spec.height,
-            channels: 1,
-            pixels: img.to_luma8().into_raw(),
-        };
+        return PreparedImage { width: spec.width, height: spec.height, channels: 1, pixels: img.to_luma8().into_raw() };
     }
     prepare(img, spec)
 }
@@ -189,12 +155,7 @@ pub fn denormalise(x: &[f32], spec: &InputSpec) -> PreparedImage {
             pixels[i * c + ch] = p.round().clamp(0.0, 255.0) as u8;
         }
     }
-    PreparedImage {
-        width: spec.width,
-        height: spec.height,
-        channels: c,
-        pixels,
-    }
+    PreparedImage { width: spec.width, height: spec.height, channels: c, pixels }
 }
 
 impl PreparedImage {
@@ -232,10 +193,6 @@ impl PreparedImage {
 
     /// Greyscale copy (for "blended heat map" overlays).
     pub fn grey(&self) -> Vec<u8> {
-        if self.channels == 1 {
-            self.pixels.clone()
-        } else {
-            self.pixels.chunks(3).map(|p| luma(p[0], p[1], p[2])).collect()
-        }
+        if self.channels == 1 { self.pixels.clone() } else { self.pixels.chunks(3).map(|p| luma(p[0], p[1], p[2])).collect() }
     }
 }

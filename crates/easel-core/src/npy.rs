@@ -15,10 +15,7 @@ pub struct NpyArray {
 pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let dims = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
     // magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64
@@ -44,10 +41,7 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 /// Read a little-endian float32 (or float64, converted) C-order `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_npy(&bytes).map_err(|reason| Error::Weights {
-        path: path.to_path_buf(),
-        reason,
-    })
+    parse_npy(&bytes).map_err(|reason| Error::Weights { path: path.to_path_buf(), reason })
 }
 
 fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
@@ -56,32 +50,15 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = std::str::from_utf8(
-        bytes
-            .get(start..start + header_len)
-            .ok_or("truncated .npy header")?,
-    )
-    .map_err(|_| "header is not text")?;
+    let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or("truncated .npy header")?).map_err(|_| "header is not text")?;
     if header.contains("'fortran_order': True") {
         return Err("Fortran-order arrays are not supported".into());
     }
-    let descr = header
-        .split("'descr':")
-        .nth(1)
-        .and_then(|s| s.split('\'').nth(1))
-        .ok_or("no descr in header")?;
-    let shape_text = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split('(').nth(1))
-        .and_then(|s| s.split(')').next())
-        .ok_or("no shape in header")?;
+    let descr = header.split("'descr':").nth(1).and_then(|s| s.split('\'').nth(1)).ok_or("no descr in header")?;
+    let shape_text = header.split("'shape':").nth(1).and_then(|s| s.split('(').nth(1)).and_then(|s| s.split(')').next()).ok_or("no shape in header")?;
     let shape: Vec<usize> = shape_text
         .split(',')
         .map(str::trim)
@@ -95,19 +72,13 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
             if body.len() < count * 4 {
                 return Err("truncated data".into());
             }
-            body.chunks_exact(4)
-                .take(count)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            body.chunks_exact(4).take(count).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         }
         "<f8" => {
             if body.len() < count * 8 {
                 return Err("truncated data".into());
             }
-            body.chunks_exact(8)
-                .take(count)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-                .collect()
+            body.chunks_exact(8).take(count).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()
         }
         other => return Err(format!("unsupported dtype {other}")),
     };

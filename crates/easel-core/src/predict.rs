@@ -37,22 +37,12 @@ pub fn top_k(logits: &[f32], k: usize, classes: &[String]) -> Vec<ClassScore> {
     let probs = softmax(logits);
     top_indices(&probs, k)
         .into_iter()
-        .map(|i| ClassScore {
-            class_index: i,
-            class: classes.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
-            probability: probs[i],
-            logit: logits[i],
-        })
+        .map(|i| ClassScore { class_index: i, class: classes.get(i).cloned().unwrap_or_else(|| format!("class {i}")), probability: probs[i], logit: logits[i] })
         .collect()
 }
 
 /// Logits for many images, `batch_size` at a time.
-pub fn logits_batched(
-    model: &Classifier,
-    images: &[PreparedImage],
-    batch_size: usize,
-    progress: Progress<'_>,
-) -> Result<Vec<Vec<f32>>> {
+pub fn logits_batched(model: &Classifier, images: &[PreparedImage], batch_size: usize, progress: Progress<'_>) -> Result<Vec<Vec<f32>>> {
     let batch_size = batch_size.max(1);
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch_size) {

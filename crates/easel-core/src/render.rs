@@ -287,11 +287,7 @@ pub fn render(map: &SaliencyMap, image: &PreparedImage, opts: &RenderOptions, up
             out.put_pixel(x as u32, y as u32, Rgba(pixel));
         }
     }
-    let out = if upscale > 1 {
-        image::imageops::resize(&out, w as u32 * upscale, h as u32 * upscale, image::imageops::FilterType::Nearest)
-    } else {
-        out
-    };
+    let out = if upscale > 1 { image::imageops::resize(&out, w as u32 * upscale, h as u32 * upscale, image::imageops::FilterType::Nearest) } else { out };
     let out = if opts.colour_bar { with_colour_bar(out, opts, threshold) } else { out };
     (out, threshold)
 }
@@ -315,11 +311,7 @@ pub fn perturbation_picture(delta: &[f32], channels: usize, height: usize, width
         let c = |ch: usize| ((delta[ch.min(channels - 1) * hw + i] / eps * 127.0) + 128.0).clamp(0.0, 255.0) as u8;
         out.put_pixel((i % width) as u32, (i / width) as u32, Rgba([c(0), c(1), c(2), 255]));
     }
-    if upscale > 1 {
-        image::imageops::resize(&out, width as u32 * upscale, height as u32 * upscale, image::imageops::FilterType::Nearest)
-    } else {
-        out
-    }
+    if upscale > 1 { image::imageops::resize(&out, width as u32 * upscale, height as u32 * upscale, image::imageops::FilterType::Nearest) } else { out }
 }
 
 /// Upscale factor so a side of `side` pixels becomes at least `min_px` pixels.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::card::InputSpec;
 use crate::data::LabelledImages;
 use crate::error::{Error, Result};
-use crate::models::{read_floats, Net, NetMap, NetModule};
+use crate::models::{Net, NetMap, NetModule, read_floats};
 use crate::progress::Progress;
 use crate::rng::Rng;
 
@@ -38,14 +38,7 @@ fn one() -> f64 {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        TrainSettings {
-            epochs: 10,
-            batch_size: 64,
-            learning_rate: 1e-3,
-            lr_decay: 1.0,
-            seed: 42,
-            augment_flip: false,
-        }
+        TrainSettings { epochs: 10, batch_size: 64, learning_rate: 1e-3, lr_decay: 1.0, seed: 42, augment_flip: false }
     }
 }
 

@@ -35,15 +35,10 @@ const MAX_WEIGHTS_BYTES: u64 = 2 << 30;
 pub fn read_tensors(path: &Path) -> Result<TensorMap> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() == 0 {
-        return Err(Error::EmptyFile {
-            path: path.to_path_buf(),
-        });
+        return Err(Error::EmptyFile { path: path.to_path_buf() });
     }
     if meta.len() > MAX_WEIGHTS_BYTES {
-        return Err(Error::Weights {
-            path: path.to_path_buf(),
-            reason: format!("{} bytes is larger than the {} byte limit", meta.len(), MAX_WEIGHTS_BYTES),
-        });
+        return Err(Error::Weights { path: path.to_path_buf(), reason: format!("{} bytes is larger than the {} byte limit", meta.len(), MAX_WEIGHTS_BYTES) });
     }
     let mut head = [0u8; 4];
     {
@@ -51,46 +46,25 @@ pub fn read_tensors(path: &Path) -> Result<TensorMap> {
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let _ = f.read(&mut head).map_err(|e| Error::io(path, e))?;
     }
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     // A zip (`PK`) or a raw pickle (0x80 protocol byte) is PyTorch; anything else is tried as
     // safetensors, whose first 8 bytes are the header length.
     let is_pytorch = &head[..2] == b"PK" || head[0] == 0x80 || ext == "pth" || ext == "pt" || ext == "bin";
-    let tensors = if is_pytorch {
-        read_pytorch(path)?
-    } else {
-        read_safetensors(path)?
-    };
-    Ok(TensorMap {
-        path: path.to_path_buf(),
-        tensors,
-    })
+    let tensors = if is_pytorch { read_pytorch(path)? } else { read_safetensors(path)? };
+    Ok(TensorMap { path: path.to_path_buf(), tensors })
 }
 
 fn weights_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Weights {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+    Error::Weights { path: path.to_path_buf(), reason: reason.into() }
 }
 
 fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| weights_err(path, format!("not a valid safetensors file ({e})")))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_err(path, format!("not a valid safetensors file ({e})")))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
-        let data = floats_from_bytes(view.data(), safetensors_dtype(view.dtype()))
-            .map_err(|r| weights_err(path, format!("tensor '{name}': {r}")))?;
-        out.insert(
-            name.to_string(),
-            HostTensor {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
+        let data = floats_from_bytes(view.data(), safetensors_dtype(view.dtype())).map_err(|r| weights_err(path, format!("tensor '{name}': {r}")))?;
+        out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });
     }
     Ok(out)
 }
@@ -119,45 +93,26 @@ fn safetensors_dtype(d: safetensors::Dtype) -> FloatKind {
 
 fn floats_from_bytes(bytes: &[u8], kind: FloatKind) -> std::result::Result<Vec<f32>, String> {
     Ok(match kind {
-        FloatKind::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        FloatKind::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect(),
-        FloatKind::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        FloatKind::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        FloatKind::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        FloatKind::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        FloatKind::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        FloatKind::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         // BatchNorm's `num_batches_tracked` counters: kept as numbers, ignored by the loader.
-        FloatKind::Int64 => bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect(),
+        FloatKind::Int64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
         FloatKind::Other => return Err("unsupported element type".into()),
     })
 }
 
 fn read_pytorch(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     use burn::store::pytorch_reader::{DType, PytorchReader};
-    let reader = PytorchReader::new(path)
-        .map_err(|e| weights_err(path, format!("not a PyTorch state dict easel can read safely ({e})")))?;
+    let reader = PytorchReader::new(path).map_err(|e| weights_err(path, format!("not a PyTorch state dict easel can read safely ({e})")))?;
     // The reader never runs pickle code: a call it does not know is kept as its name. A
     // state dict holds tensors, numbers and dictionaries only, so any other call is refused.
     if let Ok(tree) = PytorchReader::read_pickle_data(path, None) {
         let mut calls = Vec::new();
         foreign_calls(&tree, &mut calls);
         if let Some(first) = calls.first() {
-            return Err(weights_err(
-                path,
-                format!("the pickle calls {first}, which no state dict does (easel never runs pickle code; nothing was executed)"),
-            ));
+            return Err(weights_err(path, format!("the pickle calls {first}, which no state dict does (easel never runs pickle code; nothing was executed)")));
         }
     }
     let mut out = BTreeMap::new();
@@ -170,19 +125,10 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
             DType::I64 => FloatKind::Int64,
             _ => FloatKind::Other,
         };
-        let bytes = t
-            .read()
-            .map_err(|e| weights_err(path, format!("tensor '{name}' cannot be read ({e})")))?;
+        let bytes = t.read().map_err(|e| weights_err(path, format!("tensor '{name}' cannot be read ({e})")))?;
         // PyTorch writes native-endian; every platform easel targets is little-endian.
-        let data = floats_from_bytes(&bytes, kind)
-            .map_err(|r| weights_err(path, format!("tensor '{name}': {r}")))?;
-        out.insert(
-            name,
-            HostTensor {
-                shape: t.shape().to_vec(),
-                data,
-            },
-        );
+        let data = floats_from_bytes(&bytes, kind).map_err(|r| weights_err(path, format!("tensor '{name}': {r}")))?;
+        out.insert(name, HostTensor { shape: t.shape().to_vec(), data });
     }
     Ok(out)
 }
@@ -268,30 +214,17 @@ impl ModuleMapper for Loader<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (key, transposed) = torch_key(&self.stack, self.namer);
         let burn_shape = param.lazy_shape().to_vec();
-        let torch_shape: Vec<usize> = if transposed {
-            burn_shape.iter().rev().copied().collect()
-        } else {
-            burn_shape.clone()
-        };
+        let torch_shape: Vec<usize> = if transposed { burn_shape.iter().rev().copied().collect() } else { burn_shape.clone() };
         let Some(found) = self.tensors.get(&key) else {
             self.missing.push((key, torch_shape));
             return param;
         };
         self.used.insert(key.clone());
         if found.shape != torch_shape {
-            self.errors.push(Error::TensorShape {
-                path: self.file.to_path_buf(),
-                name: key,
-                expected: torch_shape,
-                found: found.shape.clone(),
-            });
+            self.errors.push(Error::TensorShape { path: self.file.to_path_buf(), name: key, expected: torch_shape, found: found.shape.clone() });
             return param;
         }
-        let data = if transposed {
-            transpose2(&found.data, found.shape[0], found.shape[1])
-        } else {
-            found.data.clone()
-        };
+        let data = if transposed { transpose2(&found.data, found.shape[0], found.shape[1]) } else { found.data.clone() };
         let tensor = Tensor::<D>::from_data(TensorData::new(data, burn_shape), &self.device);
         let id = param.id;
         param.transform_for_load(tensor, id)
@@ -309,22 +242,12 @@ fn transpose2(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 fn more_text(n: usize) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(" (and {n} more)")
-    }
+    if n == 0 { String::new() } else { format!(" (and {n} more)") }
 }
 
 /// Replace every parameter of `module` with the tensor of the same PyTorch name from `map`.
 /// A missing, extra or mis-shaped tensor is an error that names it and both shapes.
-pub fn apply_tensors<M: Module>(
-    module: M,
-    map: &TensorMap,
-    namer: TorchNamer,
-    arch: &str,
-    device: &Device,
-) -> Result<M> {
+pub fn apply_tensors<M: Module>(module: M, map: &TensorMap, namer: TorchNamer, arch: &str, device: &Device) -> Result<M> {
     let mut loader = Loader {
         stack: Vec::new(),
         tensors: &map.tensors,
@@ -340,18 +263,9 @@ pub fn apply_tensors<M: Module>(
         return Err(loader.errors.remove(0));
     }
     if let Some((name, expected)) = loader.missing.first() {
-        return Err(Error::MissingTensor {
-            path: map.path.clone(),
-            name: name.clone(),
-            expected: expected.clone(),
-            more: more_text(loader.missing.len() - 1),
-        });
+        return Err(Error::MissingTensor { path: map.path.clone(), name: name.clone(), expected: expected.clone(), more: more_text(loader.missing.len() - 1) });
     }
-    let unused: Vec<(&String, &HostTensor)> = map
-        .tensors
-        .iter()
-        .filter(|(k, _)| !loader.used.contains(*k) && !is_ignorable(k))
-        .collect();
+    let unused: Vec<(&String, &HostTensor)> = map.tensors.iter().filter(|(k, _)| !loader.used.contains(*k) && !is_ignorable(k)).collect();
     if let Some((name, t)) = unused.first() {
         return Err(Error::UnexpectedTensor {
             path: map.path.clone(),
@@ -400,35 +314,18 @@ impl ModuleVisitor for Collector {
 
 /// The module's parameters by PyTorch name and in PyTorch layout.
 pub fn collect_tensors<M: Module>(module: &M, namer: TorchNamer) -> Result<Vec<(String, HostTensor)>> {
-    let mut c = Collector {
-        stack: Vec::new(),
-        namer,
-        out: Vec::new(),
-        error: None,
-    };
+    let mut c = Collector { stack: Vec::new(), namer, out: Vec::new(), error: None };
     module.visit(&mut c);
     if let Some(e) = c.error {
         return Err(Error::Compute(e));
     }
-    Ok(c
-        .out
-        .into_iter()
-        .map(|(k, shape, data)| (k, HostTensor { shape, data }))
-        .collect())
+    Ok(c.out.into_iter().map(|(k, shape, data)| (k, HostTensor { shape, data })).collect())
 }
 
 /// Write tensors as a float32 safetensors file (atomically), readable by PyTorch and easel.
 pub fn write_safetensors(path: &Path, tensors: &[(String, HostTensor)]) -> Result<()> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                t.shape.clone(),
-            )
-        })
-        .collect();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        tensors.iter().map(|(k, t)| (k.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
         .iter()
         .map(|(k, b, s)| {
@@ -437,8 +334,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, HostTensor)]) -> Resul
                 .map_err(|e| Error::Compute(format!("tensor '{k}': {e}")))
         })
         .collect::<Result<_>>()?;
-    let serialized = safetensors::serialize(views, None)
-        .map_err(|e| Error::Compute(format!("cannot serialise weights: {e}")))?;
+    let serialized = safetensors::serialize(views, None).map_err(|e| Error::Compute(format!("cannot serialise weights: {e}")))?;
     crate::fsutil::write_atomic(path, &serialized)
 }
 

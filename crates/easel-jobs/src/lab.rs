@@ -56,11 +56,28 @@ impl LabRequest {
 #[derive(Clone, Debug)]
 pub enum LabEvent {
     /// The data is ready.
-    Prepared { classes: Vec<String>, train_counts: Vec<usize>, test_len: usize },
-    Started { strategy: String },
-    Batch { epoch: usize, done: usize, total: usize, loss: f64 },
-    Epoch { strategy: String, report: EpochReport },
-    RunDone { record: Box<RunRecord>, dir: PathBuf },
+    Prepared {
+        classes: Vec<String>,
+        train_counts: Vec<usize>,
+        test_len: usize,
+    },
+    Started {
+        strategy: String,
+    },
+    Batch {
+        epoch: usize,
+        done: usize,
+        total: usize,
+        loss: f64,
+    },
+    Epoch {
+        strategy: String,
+        report: EpochReport,
+    },
+    RunDone {
+        record: Box<RunRecord>,
+        dir: PathBuf,
+    },
 }
 
 /// The comparison the lab writes at the end (`comparison.json`).
@@ -89,7 +106,16 @@ pub fn run(req: &LabRequest, device: &burn::tensor::Device, on_event: &mut dyn F
         return Err(Error::invalid(format!("{} already holds a comparison; pass --force to replace it", req.out.display())));
     }
     let started = std::time::Instant::now();
-    let lab = sampling::prepare_lab_data(&req.data, &req.data_split, req.test.as_deref(), req.holdout, &req.profile, req.per_class, req.settings.seed, req.strategies.len())?;
+    let lab = sampling::prepare_lab_data(
+        &req.data,
+        &req.data_split,
+        req.test.as_deref(),
+        req.holdout,
+        &req.profile,
+        req.per_class,
+        req.settings.seed,
+        req.strategies.len(),
+    )?;
     let (train, test, input) = (lab.train, lab.test, lab.input);
     let classes = train.classes.clone();
     let k = classes.len();
@@ -136,11 +162,7 @@ pub fn run(req: &LabRequest, device: &burn::tensor::Device, on_event: &mut dyn F
 pub fn default_data(assets: &Path) -> (PathBuf, String, Option<PathBuf>, Option<usize>) {
     let system = PathBuf::from(data::SYSTEM_FASHION_MNIST);
     let bundled = assets.join("fashion-mnist");
-    if system.join("train-images-idx3-ubyte.gz").is_file() {
-        (system, "train".into(), Some(bundled), None)
-    } else {
-        (bundled, "t10k".into(), None, Some(3000))
-    }
+    if system.join("train-images-idx3-ubyte.gz").is_file() { (system, "train".into(), Some(bundled), None) } else { (bundled, "t10k".into(), None, Some(3000)) }
 }
 
 /// What the app sees of a lab running on its thread.

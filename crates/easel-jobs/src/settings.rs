@@ -127,7 +127,8 @@ impl MethodArgs {
                     p.baseline = match Baseline::parse(b, h, w) {
                         Some(b) => b,
                         None => Baseline::Image(
-                            imaging::load_prepared(Path::new(b), spec).map_err(|e| Error::invalid(format!("--baseline {b}: zero, black, blur or an image file ({e})")))?,
+                            imaging::load_prepared(Path::new(b), spec)
+                                .map_err(|e| Error::invalid(format!("--baseline {b}: zero, black, blur or an image file ({e})")))?,
                         ),
                     };
                 }

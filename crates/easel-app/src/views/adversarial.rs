@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
-use eframe::egui;
 use easel_core::explain::sanity::SanityMode;
 use easel_core::predict::ClassScore;
 use easel_jobs::JobSlot;
 use easel_jobs::explain::{ExplainOutput, ExplainRequest};
 use easel_jobs::settings::AttackSettings;
 use easel_jobs::worker::{Event, Request};
+use eframe::egui;
 
 use super::explain::DEBOUNCE;
 use crate::command::{AttackCommand, Command};

@@ -1,8 +1,8 @@
 //! The window chrome around the views: the top bar (demos, opening models and images, the
 //! device, frame times), the banner, the image list and the tab row.
 
-use eframe::egui;
 use easel_core::device::DeviceChoice;
+use eframe::egui;
 
 use crate::command::{Command, Pick};
 use crate::ctx::Notes;

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use eframe::egui;
 use easel_core::explain::sanity::SanityMode;
 use easel_core::explain::{Method, MethodKind};
 use easel_core::imaging::PreparedImage;
@@ -11,9 +10,10 @@ use easel_core::render::{RenderOptions, Scale};
 use easel_jobs::explain::{ExplainOutput, ExplainRequest};
 use easel_jobs::worker::{Event, Request};
 use easel_jobs::{JobId, JobSlot, Ticket};
+use eframe::egui;
 
 use super::explain::{DEBOUNCE, ExplainView};
-use crate::command::{CompareCommand, Command};
+use crate::command::{Command, CompareCommand};
 use crate::ctx::Ctx;
 use crate::session::Session;
 use crate::state::{CompareSettings, ExplainSettings};
@@ -144,7 +144,16 @@ impl CompareView {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push_cell(&mut self, title: String, method: Method, target: Option<usize>, image: Option<PreparedImage>, image_name: String, explain: &ExplainSettings, ctx: &mut Ctx) {
+    fn push_cell(
+        &mut self,
+        title: String,
+        method: Method,
+        target: Option<usize>,
+        image: Option<PreparedImage>,
+        image_name: String,
+        explain: &ExplainSettings,
+        ctx: &mut Ctx,
+    ) {
         let render = RenderOptions { colour_bar: true, ..ExplainView::render_options(explain, &method) };
         let mut cell = CompareCell { title, method, target, image, image_name, predict: JobSlot::default(), map: JobSlot::default(), render_job: None, render };
         Self::start_cell(&mut cell, ctx);

@@ -194,7 +194,19 @@ impl DatasetView {
                 let (_, new_of) = metrics::merge_map(p.k(), &settings.merges);
                 let k = p.k();
                 let costs = (0..k)
-                    .map(|a| (0..k).map(|b| if new_of[a] == new_of[b] { 0.0 } else if new_of[a] == class { value } else { 1.0 }).collect())
+                    .map(|a| {
+                        (0..k)
+                            .map(|b| {
+                                if new_of[a] == new_of[b] {
+                                    0.0
+                                } else if new_of[a] == class {
+                                    value
+                                } else {
+                                    1.0
+                                }
+                            })
+                            .collect()
+                    })
                     .collect();
                 settings.cost = Some(costs);
                 self.refresh(settings, ctx);

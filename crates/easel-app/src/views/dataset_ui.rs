@@ -2,8 +2,8 @@
 //! images in a scrollable gallery, per-class metrics, the cost matrix with cost-optimal
 //! decisions, class merging, one-vs-rest curves, and labels that look wrong.
 
-use eframe::egui;
 use easel_core::metrics::{ConfusionMatrix, DatasetFigures};
+use eframe::egui;
 use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints, VLine};
 
 use super::dataset::{DatasetView, GALLERY_PAGE};
@@ -234,7 +234,10 @@ fn metrics_ui(ui: &mut egui::Ui, f: &DatasetFigures) {
     if f.by_cost {
         ui.label("for the cost-optimal decisions:");
     }
-    ui.label(format!("accuracy {:.4} · balanced accuracy {:.4} · macro F1 {:.4} · weighted F1 {:.4}", s.accuracy, s.balanced_accuracy, s.macro_f1, s.weighted_f1));
+    ui.label(format!(
+        "accuracy {:.4} · balanced accuracy {:.4} · macro F1 {:.4} · weighted F1 {:.4}",
+        s.accuracy, s.balanced_accuracy, s.macro_f1, s.weighted_f1
+    ));
     let topk: Vec<String> = s.top_k_accuracy.iter().map(|(k, a)| format!("top-{k} {a:.4}")).collect();
     if !topk.is_empty() {
         ui.label(topk.join(" · "));
@@ -351,7 +354,11 @@ fn costs_ui(ui: &mut egui::Ui, f: &DatasetFigures, settings: &mut DatasetSetting
             cmds.push(Command::Pick(Pick::SaveCost));
         }
     });
-    ui.small(if f.cost_is_custom { "rows: true class · columns: predicted class" } else { "rows: true class · columns: predicted class (0/1: every mistake costs 1)" });
+    ui.small(if f.cost_is_custom {
+        "rows: true class · columns: predicted class"
+    } else {
+        "rows: true class · columns: predicted class (0/1: every mistake costs 1)"
+    });
     let mut costs = f.cost.costs.clone();
     egui::ScrollArea::horizontal().id_salt("costs_scroll").show(ui, |ui| {
         egui::Grid::new("costs").spacing([2.0, 2.0]).show(ui, |ui| {

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use easel_core::explain::sanity::SanityMode;
 use easel_core::explain::Method;
+use easel_core::explain::sanity::SanityMode;
 use easel_core::render::RenderOptions;
 use easel_jobs::explain::{ExplainOutput, ExplainRequest, TrustFigures};
 use easel_jobs::worker::{Event, ModelSummary, Request};

@@ -2,11 +2,11 @@
 //! it), the method and its settings, overlay controls, the map with the value under the
 //! cursor, and whether the map can be trusted. It reads state and pushes commands.
 
-use eframe::egui;
 use easel_core::explain::{Baseline, Fill, IgMethod, Method, MethodKind, NoiseBase, OcclusionParams, Roi};
 use easel_core::render::{Colormap, Mode, Scale, Sign};
 use easel_jobs::SlotState;
 use easel_jobs::slot::format_duration;
+use eframe::egui;
 
 use super::explain::ExplainView;
 use crate::command::{Command, ExplainCommand};
@@ -87,7 +87,13 @@ fn predictions_ui(ui: &mut egui::Ui, view: &ExplainView, session: &Session, cmds
     picture_ui(ui, &cur.picture, ui.available_width().min(240.0), false);
     ui.label(&cur.name);
     if let Some((text, correct)) = session.verdict() {
-        let colour = if correct { GREEN } else if text.starts_with("true class") { RED } else { ui.visuals().text_color() };
+        let colour = if correct {
+            GREEN
+        } else if text.starts_with("true class") {
+            RED
+        } else {
+            ui.visuals().text_color()
+        };
         ui.colored_label(colour, text);
     }
     ui.separator();
@@ -394,7 +400,9 @@ fn trust_ui(ui: &mut egui::Ui, view: &ExplainView, settings: &mut ExplainSetting
         }
         None if view.trust.is_running() => {
             ui.horizontal(|ui| {
-                ui.add(egui::ProgressBar::new(view.trust.fraction().unwrap_or(0.0)).desired_width(180.0).text(format!("cascade {}", view.trust.progress_text())));
+                ui.add(
+                    egui::ProgressBar::new(view.trust.fraction().unwrap_or(0.0)).desired_width(180.0).text(format!("cascade {}", view.trust.progress_text())),
+                );
                 if ui.button("Cancel").on_hover_text("stop the cascade").clicked() {
                     push(cmds, ExplainCommand::CancelTrust);
                 }

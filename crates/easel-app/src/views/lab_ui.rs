@@ -119,26 +119,33 @@ fn live_ui(ui: &mut egui::Ui, view: &LabView, settings: &LabSettings) {
     ui.label("per epoch: training loss, held-out accuracy, recall of the rare classes");
     let rare = settings.rare.clone();
     for (title, pick) in [("loss", 0), ("accuracy", 1), ("rare-class recall", 2)] {
-        Plot::new(format!("live{pick}")).height(110.0).legend(Legend::default()).allow_zoom(false).allow_drag(false).allow_scroll(false).y_axis_label(title).show(ui, |p| {
-            for (i, (name, epochs)) in lab.live.iter().enumerate() {
-                let pts: Vec<[f64; 2]> = epochs
-                    .iter()
-                    .map(|r| {
-                        let y = match pick {
-                            0 => r.train_loss,
-                            1 => r.test_accuracy.unwrap_or(0.0),
-                            _ => {
-                                let rec = r.test_recall.clone().unwrap_or_default();
-                                let cls: Vec<usize> = if rare.is_empty() { (0..rec.len()).collect() } else { rare.clone() };
-                                cls.iter().filter_map(|&c| rec.get(c)).sum::<f64>() / cls.len().max(1) as f64
-                            }
-                        };
-                        [r.epoch as f64, y]
-                    })
-                    .collect();
-                p.line(Line::new(name.clone(), PlotPoints::from(pts)).color(COLOURS[i % COLOURS.len()]));
-            }
-        });
+        Plot::new(format!("live{pick}"))
+            .height(110.0)
+            .legend(Legend::default())
+            .allow_zoom(false)
+            .allow_drag(false)
+            .allow_scroll(false)
+            .y_axis_label(title)
+            .show(ui, |p| {
+                for (i, (name, epochs)) in lab.live.iter().enumerate() {
+                    let pts: Vec<[f64; 2]> = epochs
+                        .iter()
+                        .map(|r| {
+                            let y = match pick {
+                                0 => r.train_loss,
+                                1 => r.test_accuracy.unwrap_or(0.0),
+                                _ => {
+                                    let rec = r.test_recall.clone().unwrap_or_default();
+                                    let cls: Vec<usize> = if rare.is_empty() { (0..rec.len()).collect() } else { rare.clone() };
+                                    cls.iter().filter_map(|&c| rec.get(c)).sum::<f64>() / cls.len().max(1) as f64
+                                }
+                            };
+                            [r.epoch as f64, y]
+                        })
+                        .collect();
+                    p.line(Line::new(name.clone(), PlotPoints::from(pts)).color(COLOURS[i % COLOURS.len()]));
+                }
+            });
     }
 }
 

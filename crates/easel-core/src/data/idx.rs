@@ -16,14 +16,11 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     }
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .take(MAX_IDX_BYTES)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Parse {
-                path: path.to_path_buf(),
-                line: 0,
-                reason: format!("not valid gzip ({e})"),
-            })?;
+        flate2::read::GzDecoder::new(&raw[..]).take(MAX_IDX_BYTES).read_to_end(&mut out).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            reason: format!("not valid gzip ({e})"),
+        })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -31,11 +28,7 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn parse_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Parse {
-        path: path.to_path_buf(),
-        line: 0,
-        reason: reason.into(),
-    }
+    Error::Parse { path: path.to_path_buf(), line: 0, reason: reason.into() }
 }
 
 /// Dimensions and bytes of an unsigned-byte IDX file.
@@ -54,9 +47,7 @@ fn parse_idx(path: &Path, bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>,
     if bytes.len() < header {
         return Err(parse_err(path, "truncated header"));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
-        .collect();
+    let dims: Vec<usize> = (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
     let count: usize = dims.iter().product();
     let body = &bytes[header..];
     if body.len() < count {

@@ -10,9 +10,7 @@ use crate::error::{Error, Result};
 use crate::imaging::{self, PreparedImage};
 
 /// Fashion-MNIST's ten classes, in label order.
-pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-];
+pub const FASHION_MNIST_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// Fashion-MNIST's pixel statistics (training set, 0..1 scale): the normalisation of the
 /// models easel trains on it.
@@ -69,12 +67,7 @@ impl LabelledImages {
 
     pub fn image(&self, i: usize) -> PreparedImage {
         let n = self.image_len();
-        PreparedImage {
-            width: self.width,
-            height: self.height,
-            channels: self.channels,
-            pixels: self.pixels[i * n..(i + 1) * n].to_vec(),
-        }
+        PreparedImage { width: self.width, height: self.height, channels: self.channels, pixels: self.pixels[i * n..(i + 1) * n].to_vec() }
     }
 
     /// Count of each label.
@@ -135,10 +128,7 @@ pub fn resolve_source(path: &Path, split: &str) -> Result<DataSource> {
             let labels = path.with_file_name(name.replace("images-idx3", "labels-idx1"));
             return Ok(DataSource::Idx { images: path.to_path_buf(), labels });
         }
-        return Err(Error::invalid(format!(
-            "{}: expected an IDX images file (*-images-idx3-ubyte[.gz]) or a folder",
-            path.display()
-        )));
+        return Err(Error::invalid(format!("{}: expected an IDX images file (*-images-idx3-ubyte[.gz]) or a folder", path.display())));
     }
     if path.is_dir() {
         for ext in ["-images-idx3-ubyte.gz", "-images-idx3-ubyte"] {
@@ -184,10 +174,7 @@ pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Re
     let mut class_dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     class_dirs.sort();
     if class_dirs.is_empty() {
-        return Err(Error::NoImages {
-            path: dir.to_path_buf(),
-            exts: "one sub-folder per class".into(),
-        });
+        return Err(Error::NoImages { path: dir.to_path_buf(), exts: "one sub-folder per class".into() });
     }
     let mut set = LabelledImages {
         width: spec.width,
@@ -200,13 +187,8 @@ pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Re
     };
     for cd in class_dirs {
         let name = cd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let label = folder_label(&name, classes).ok_or_else(|| {
-            Error::invalid(format!(
-                "{}: folder '{name}' matches none of the model's {} classes",
-                dir.display(),
-                classes.len()
-            ))
-        })?;
+        let label = folder_label(&name, classes)
+            .ok_or_else(|| Error::invalid(format!("{}: folder '{name}' matches none of the model's {} classes", dir.display(), classes.len())))?;
         let files = match imaging::list_images(std::slice::from_ref(&cd)) {
             Ok(f) => f,
             Err(Error::NoImages { .. }) => continue,
@@ -220,10 +202,7 @@ pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Re
         }
     }
     if set.is_empty() {
-        return Err(Error::NoImages {
-            path: dir.to_path_buf(),
-            exts: imaging::IMAGE_EXTENSIONS.join(", "),
-        });
+        return Err(Error::NoImages { path: dir.to_path_buf(), exts: imaging::IMAGE_EXTENSIONS.join(", ") });
     }
     Ok(set)
 }
@@ -249,8 +228,5 @@ pub fn folder_classes(dir: &Path) -> Result<Vec<String>> {
 /// `_` or `-`), or it is the class index.
 pub fn folder_label(name: &str, classes: &[String]) -> Option<usize> {
     let norm = |s: &str| s.to_lowercase().replace(['/', '-', ' '], "_");
-    classes
-        .iter()
-        .position(|c| norm(c) == norm(name))
-        .or_else(|| name.parse::<usize>().ok().filter(|&i| i < classes.len()))
+    classes.iter().position(|c| norm(c) == norm(name)).or_else(|| name.parse::<usize>().ok().filter(|&i| i < classes.len()))
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::imaging::PreparedImage;
-use crate::models::{read_floats, Classifier};
-use crate::predict::{top_k, ClassScore};
+use crate::models::{Classifier, read_floats};
+use crate::predict::{ClassScore, top_k};
 use crate::progress::Progress;
 use crate::rng::Rng;
 
@@ -151,10 +151,14 @@ pub fn attack(model: &Classifier, img: &PreparedImage, params: &AttackParams, to
         };
         let g = loss_gradient(model, &p, class)?;
         for ((v, &orig), gv) in p.iter_mut().zip(&p0).zip(&g) {
-            let s = if *gv > 0.0 { 1.0 } else if *gv < 0.0 { -1.0 } else { 0.0 };
-            *v = (*v + direction * params.step_size * s)
-                .clamp(orig - params.epsilon, orig + params.epsilon)
-                .clamp(0.0, 1.0);
+            let s = if *gv > 0.0 {
+                1.0
+            } else if *gv < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            *v = (*v + direction * params.step_size * s).clamp(orig - params.epsilon, orig + params.epsilon).clamp(0.0, 1.0);
         }
         progress.report(step + 1, params.steps);
     }
@@ -164,13 +168,5 @@ pub fn attack(model: &Classifier, img: &PreparedImage, params: &AttackParams, to
     let linf = perturbation.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let after = model.logits(model.input_batch(&[&image])?)?.remove(0);
     let top_after = top_k(&after, top, &model.card.classes);
-    Ok(AdversarialResult {
-        changed_top1: top_after[0].class_index != source,
-        image,
-        pixels,
-        perturbation,
-        top_before,
-        top_after,
-        linf,
-    })
+    Ok(AdversarialResult { changed_top1: top_after[0].class_index != source, image, pixels, perturbation, top_before, top_after, linf })
 }

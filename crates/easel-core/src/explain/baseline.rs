@@ -90,20 +90,12 @@ pub fn gaussian_blur(x: &[f32], c: usize, h: usize, w: usize, sigma: f32) -> Vec
         let p = ch * h * w;
         for y in 0..h {
             for xx in 0..w {
-                tmp[p + y * w + xx] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(k, kv)| kv * x[p + y * w + clamp(xx as isize + k as isize - radius, w)])
-                    .sum();
+                tmp[p + y * w + xx] = kernel.iter().enumerate().map(|(k, kv)| kv * x[p + y * w + clamp(xx as isize + k as isize - radius, w)]).sum();
             }
         }
         for y in 0..h {
             for xx in 0..w {
-                out[p + y * w + xx] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(k, kv)| kv * tmp[p + clamp(y as isize + k as isize - radius, h) * w + xx])
-                    .sum();
+                out[p + y * w + xx] = kernel.iter().enumerate().map(|(k, kv)| kv * tmp[p + clamp(y as isize + k as isize - radius, h) * w + xx]).sum();
             }
         }
     }

@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::SaliencyMap;
 use crate::error::{Error, Result};
-use crate::models::{read_floats, Classifier};
+use crate::models::{Classifier, read_floats};
 
 /// What Grad-CAM returns: the map at the input size and at the layer's own size.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::SaliencyMap;
 use crate::error::{Error, Result};
-use crate::models::{read_floats, Classifier};
+use crate::models::{Classifier, read_floats};
 
 /// Gradients of each sample's target logit with respect to its (normalised) input, and those
 /// target logits. Samples are independent: the model is in inference mode.
@@ -21,9 +21,7 @@ pub fn target_gradients(model: &Classifier, xs: Vec<f32>, targets: &[usize]) -> 
         return Err(Error::Compute(format!("{} input values for {b} samples of {c}x{h}x{w}", xs.len())));
     }
     let k = model.num_classes();
-    let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, h, w]), &model.device)
-        .autodiff()
-        .require_grad();
+    let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, h, w]), &model.device).autodiff().require_grad();
     let logits = model.net.forward(x.clone()); // [B, K]
     let mut mask = vec![0.0f32; b * k];
     for (i, &t) in targets.iter().enumerate() {
@@ -33,9 +31,7 @@ pub fn target_gradients(model: &Classifier, xs: Vec<f32>, targets: &[usize]) -> 
     let picked = (logits * mask).sum_dim(1); // [B, 1]
     let values = read_floats(picked.clone().detach())?;
     let grads = picked.sum().backward();
-    let g = x
-        .grad(&grads)
-        .ok_or_else(|| Error::Compute("the input received no gradient".into()))?;
+    let g = x.grad(&grads).ok_or_else(|| Error::Compute("the input received no gradient".into()))?;
     Ok((read_floats(g)?, values))
 }
 

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::SaliencyMap;
 use super::baseline::Baseline;
 use super::gradients::target_gradients;
-use super::SaliencyMap;
 use crate::error::{Error, Result};
 use crate::models::Classifier;
 use crate::progress::Progress;
@@ -102,13 +102,7 @@ pub struct IgResult {
     pub target_logit: f32,
 }
 
-pub fn integrated_gradients(
-    model: &Classifier,
-    x: &[f32],
-    target: usize,
-    params: &IgParams,
-    progress: Progress<'_>,
-) -> Result<IgResult> {
+pub fn integrated_gradients(model: &Classifier, x: &[f32], target: usize, params: &IgParams, progress: Progress<'_>) -> Result<IgResult> {
     let spec = &model.card.input;
     let (c, h, w) = (spec.channels, spec.height, spec.width);
     if params.internal_batch_size == 0 {

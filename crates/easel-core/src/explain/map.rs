@@ -16,12 +16,7 @@ pub struct SaliencyMap {
 
 impl SaliencyMap {
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        SaliencyMap {
-            channels,
-            height,
-            width,
-            values: vec![0.0; channels * height * width],
-        }
+        SaliencyMap { channels, height, width, values: vec![0.0; channels * height * width] }
     }
 
     pub fn new(channels: usize, height: usize, width: usize, values: Vec<f32>) -> Self {
@@ -31,11 +26,7 @@ impl SaliencyMap {
 
     /// The `.npy` shape: `[C, H, W]`, or `[H, W]` for a single-plane map when `squeeze`.
     pub fn shape(&self, squeeze: bool) -> Vec<usize> {
-        if squeeze && self.channels == 1 {
-            vec![self.height, self.width]
-        } else {
-            vec![self.channels, self.height, self.width]
-        }
+        if squeeze && self.channels == 1 { vec![self.height, self.width] } else { vec![self.channels, self.height, self.width] }
     }
 
     pub fn max_abs(&self) -> f32 {
@@ -50,30 +41,19 @@ impl SaliencyMap {
     /// (Picasso's "max over channels").
     pub fn max_over_channels(&self) -> SaliencyMap {
         let hw = self.height * self.width;
-        let values = (0..hw)
-            .map(|i| {
-                (0..self.channels)
-                    .map(|c| self.values[c * hw + i])
-                    .fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m })
-            })
-            .collect();
+        let values = (0..hw).map(|i| (0..self.channels).map(|c| self.values[c * hw + i]).fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m })).collect();
         SaliencyMap::new(1, self.height, self.width, values)
     }
 
     /// One plane: the sum over channels (what Captum's visualiser draws).
     pub fn sum_over_channels(&self) -> SaliencyMap {
         let hw = self.height * self.width;
-        let values = (0..hw)
-            .map(|i| (0..self.channels).map(|c| self.values[c * hw + i]).sum())
-            .collect();
+        let values = (0..hw).map(|i| (0..self.channels).map(|c| self.values[c * hw + i]).sum()).collect();
         SaliencyMap::new(1, self.height, self.width, values)
     }
 
     pub fn map_values(&self, f: impl Fn(f32) -> f32) -> SaliencyMap {
-        SaliencyMap {
-            values: self.values.iter().map(|&v| f(v)).collect(),
-            ..self.clone()
-        }
+        SaliencyMap { values: self.values.iter().map(|&v| f(v)).collect(), ..self.clone() }
     }
 
     /// Value at pixel (x, y) of the channel-summed plane.

@@ -114,9 +114,10 @@ impl std::fmt::Display for MethodKind {
 impl std::str::FromStr for MethodKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<MethodKind> {
-        MethodKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            Error::invalid(format!("unknown method '{s}': use one of {}", MethodKind::ALL.map(|k| k.name()).join(", ")))
-        })
+        MethodKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::invalid(format!("unknown method '{s}': use one of {}", MethodKind::ALL.map(|k| k.name()).join(", "))))
     }
 }
 
@@ -135,7 +136,9 @@ pub enum Method {
     /// `NoiseTunnel(base, nt_type="vargrad")`: their variance.
     Vargrad(NoiseParams),
     /// Grad-CAM at a stage (`None`: the last convolutional one).
-    Gradcam { stage: Option<usize> },
+    Gradcam {
+        stage: Option<usize>,
+    },
     Fgsm(AttackParams),
     Pgd(AttackParams),
 }
@@ -254,10 +257,7 @@ pub fn check_target(model: &Classifier, target: usize) -> Result<()> {
 /// A class index against a class count.
 pub fn check_class_index(target: usize, k: usize) -> Result<()> {
     if target >= k {
-        return Err(Error::invalid(format!(
-            "class index {target} is out of range: the model has {k} classes (0..{})",
-            k - 1
-        )));
+        return Err(Error::invalid(format!("class index {target} is out of range: the model has {k} classes (0..{})", k - 1)));
     }
     Ok(())
 }

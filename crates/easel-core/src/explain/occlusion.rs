@@ -108,13 +108,7 @@ impl OcclusionParams {
         let wh = ((height as f32 * fraction).round() as usize).max(1);
         let ww = ((width as f32 * fraction).round() as usize).max(1);
         let step = |side: usize, win: usize| if windows <= 1 { side } else { ((side - win) / (windows - 1)).max(1) };
-        Ok(OcclusionParams {
-            window: (wh, ww),
-            stride: (step(height, wh), step(width, ww)),
-            fill,
-            batch_size: 16,
-            roi: None,
-        })
+        Ok(OcclusionParams { window: (wh, ww), stride: (step(height, wh), step(width, ww)), fill, batch_size: 16, roi: None })
     }
 
     pub fn validate(&self, height: usize, width: usize) -> Result<()> {
@@ -127,9 +121,7 @@ impl OcclusionParams {
             return Err(Error::invalid("the occlusion stride must be at least 1 pixel"));
         }
         if wh > height || ww > width {
-            return Err(Error::invalid(format!(
-                "the occlusion window {wh}x{ww} is larger than the {height}x{width} input"
-            )));
+            return Err(Error::invalid(format!("the occlusion window {wh}x{ww} is larger than the {height}x{width} input")));
         }
         if let Some(r) = self.roi {
             if r.width < ww || r.height < wh || r.x + r.width > width || r.y + r.height > height {
@@ -179,9 +171,7 @@ pub fn fill_values(fill: &Fill, x: &[f32], model: &Classifier) -> Vec<f32> {
     let (c, hw) = (spec.channels, spec.height * spec.width);
     match fill {
         Fill::Constant(v) => vec![*v; x.len()],
-        Fill::Pixel(p) => (0..c)
-            .flat_map(|ch| std::iter::repeat_n((*p as f32 * spec.scale - spec.mean[ch]) / spec.std[ch], hw))
-            .collect(),
+        Fill::Pixel(p) => (0..c).flat_map(|ch| std::iter::repeat_n((*p as f32 * spec.scale - spec.mean[ch]) / spec.std[ch], hw)).collect(),
         Fill::ImageMean => (0..c)
             .flat_map(|ch| {
                 let m = x[ch * hw..(ch + 1) * hw].iter().sum::<f32>() / hw as f32;
@@ -252,21 +242,13 @@ pub fn occlusion(
         done += batch.len();
         progress.report(done, windows.len());
         let map = plane_to_map(&sum, &count, c, h, w);
-        on_batch(&OcclusionProgress {
-            done,
-            total: windows.len(),
-            map,
-        });
+        on_batch(&OcclusionProgress { done, total: windows.len(), map });
     }
     Ok(plane_to_map(&sum, &count, c, h, w))
 }
 
 fn plane_to_map(sum: &[f64], count: &[u32], c: usize, h: usize, w: usize) -> SaliencyMap {
-    let plane: Vec<f32> = sum
-        .iter()
-        .zip(count)
-        .map(|(&s, &n)| if n == 0 { 0.0 } else { (s / n as f64) as f32 })
-        .collect();
+    let plane: Vec<f32> = sum.iter().zip(count).map(|(&s, &n)| if n == 0 { 0.0 } else { (s / n as f64) as f32 }).collect();
     let mut values = Vec::with_capacity(c * h * w);
     for _ in 0..c {
         values.extend_from_slice(&plane);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SaliencyMap;
 use crate::error::Result;
-use crate::models::{read_floats, Architecture, Classifier, NetMap, NetModule};
+use crate::models::{Architecture, Classifier, NetMap, NetModule, read_floats};
 use crate::predict::softmax;
 use crate::progress::Progress;
 use crate::rng::Rng;
@@ -235,11 +235,7 @@ pub fn perturbation_curve(
             probabilities.push(softmax(&l)[target] as f64);
         }
     }
-    let auc = fractions
-        .windows(2)
-        .zip(probabilities.windows(2))
-        .map(|(f, p)| (f[1] - f[0]) * (p[0] + p[1]) / 2.0)
-        .sum();
+    let auc = fractions.windows(2).zip(probabilities.windows(2)).map(|(f, p)| (f[1] - f[0]) * (p[0] + p[1]) / 2.0).sum();
     Ok(PerturbationCurve { fractions, probabilities, auc })
 }
 

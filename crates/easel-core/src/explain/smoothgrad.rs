@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::gradients::target_gradients;
-use super::integrated::{integrated_gradients, IgParams};
 use super::SaliencyMap;
+use super::gradients::target_gradients;
+use super::integrated::{IgParams, integrated_gradients};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
 use crate::progress::Progress;

@@ -54,10 +54,7 @@ impl CostMatrix {
             if rows.is_empty() && fields.iter().any(|f| f.parse::<f64>().is_err()) {
                 continue; // a header of class names
             }
-            let vals: Vec<f64> = fields
-                .iter()
-                .map(|f| f.parse::<f64>().map_err(|_| err(line, format!("'{f}' is not a number"))))
-                .collect::<Result<_>>()?;
+            let vals: Vec<f64> = fields.iter().map(|f| f.parse::<f64>().map_err(|_| err(line, format!("'{f}' is not a number")))).collect::<Result<_>>()?;
             if vals.len() != k {
                 return Err(err(line, format!("{} costs on this row, the model has {k} classes", vals.len())));
             }
@@ -119,9 +116,7 @@ impl CostMatrix {
                 n[new_of[i]][new_of[j]] += 1;
             }
         }
-        let costs = (0..new_k)
-            .map(|i| (0..new_k).map(|j| if i == j { 0.0 } else { sum[i][j] / n[i][j].max(1) as f64 }).collect())
-            .collect();
+        let costs = (0..new_k).map(|i| (0..new_k).map(|j| if i == j { 0.0 } else { sum[i][j] / n[i][j].max(1) as f64 }).collect()).collect();
         CostMatrix { costs }
     }
 }
@@ -139,9 +134,8 @@ pub struct CostReport {
 pub fn realised_cost(labels: &[usize], decisions: &[usize], probs: Option<&[Vec<f32>]>, cost: &CostMatrix) -> CostReport {
     let k = cost.k();
     let total: f64 = labels.iter().zip(decisions).map(|(&l, &d)| cost.costs[l][d]).sum();
-    let expected_mean = probs.map(|ps| {
-        ps.iter().zip(decisions).map(|(p, &d)| (0..k).map(|i| p[i] as f64 * cost.costs[i][d]).sum::<f64>()).sum::<f64>() / ps.len().max(1) as f64
-    });
+    let expected_mean = probs
+        .map(|ps| ps.iter().zip(decisions).map(|(p, &d)| (0..k).map(|i| p[i] as f64 * cost.costs[i][d]).sum::<f64>()).sum::<f64>() / ps.len().max(1) as f64);
     CostReport { total, mean: total / labels.len().max(1) as f64, expected_mean, confusion: ConfusionMatrix::new(labels, decisions, k) }
 }
 
@@ -156,4 +150,3 @@ pub fn cost_optimal_decisions(probs: &[Vec<f32>], cost: &CostMatrix) -> Vec<usiz
         })
         .collect()
 }
-

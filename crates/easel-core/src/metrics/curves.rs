@@ -27,12 +27,25 @@ pub fn binary_curves(p: &Predictions, class: usize, fn_cost: f64, fp_cost: f64) 
     let pos = scored.iter().filter(|s| s.1).count() as f64;
     let neg = scored.len() as f64 - pos;
     let (mut tp, mut fp) = (0.0, 0.0);
-    let mut c = BinaryCurves { class, thresholds: vec![f64::INFINITY], tpr: vec![0.0], fpr: vec![0.0], precision: vec![1.0], cost: vec![pos * fn_cost], roc_auc: 0.0, average_precision: 0.0 };
+    let mut c = BinaryCurves {
+        class,
+        thresholds: vec![f64::INFINITY],
+        tpr: vec![0.0],
+        fpr: vec![0.0],
+        precision: vec![1.0],
+        cost: vec![pos * fn_cost],
+        roc_auc: 0.0,
+        average_precision: 0.0,
+    };
     let mut i = 0;
     while i < scored.len() {
         let t = scored[i].0;
         while i < scored.len() && scored[i].0 == t {
-            if scored[i].1 { tp += 1.0 } else { fp += 1.0 }
+            if scored[i].1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         c.thresholds.push(t);
@@ -99,4 +112,3 @@ pub fn cell_samples(p: &Predictions, truth: usize, pred: usize, by_label_doubt: 
     }
     idx
 }
-

@@ -106,11 +106,7 @@ pub fn summary(p: &Predictions, cm: &ConfusionMatrix, per_class: &[ClassMetrics]
             .into_iter()
             .filter(|&t| t <= p.k())
             .map(|t| {
-                let hits = probs
-                    .iter()
-                    .zip(&p.labels)
-                    .filter(|(row, l)| row.iter().filter(|&&v| v > row[**l]).count() < t)
-                    .count();
+                let hits = probs.iter().zip(&p.labels).filter(|(row, l)| row.iter().filter(|&&v| v > row[**l]).count() < t).count();
                 (t, hits as f64 / n)
             })
             .collect(),
@@ -248,4 +244,3 @@ mod tests {
         assert!(e.to_string().contains(":2:") && e.to_string().contains("negative"), "{e}");
     }
 }
-

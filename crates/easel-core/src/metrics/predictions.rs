@@ -204,4 +204,3 @@ pub fn argmax(p: &[f32]) -> usize {
     }
     best
 }
-

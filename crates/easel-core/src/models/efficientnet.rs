@@ -92,11 +92,7 @@ impl EfficientNetLite {
             for r in 0..repeats {
                 let (inp, s) = if r == 0 { (c_in, stride) } else { (c_out, 1) };
                 let mid = inp * expand;
-                let (expand_conv, bn0) = if expand != 1 {
-                    (Some(conv([inp, mid], 1, 1, 1, size, device)), Some(bn(mid, device)))
-                } else {
-                    (None, None)
-                };
+                let (expand_conv, bn0) = if expand != 1 { (Some(conv([inp, mid], 1, 1, 1, size, device)), Some(bn(mid, device))) } else { (None, None) };
                 let depthwise_conv = conv([mid, mid], k, s, mid, size, device);
                 size = size.div_ceil(s);
                 blocks.push(MbConv {
@@ -176,17 +172,10 @@ pub fn torch_name(path: &[String]) -> String {
     let last = path.len().saturating_sub(1);
     path.iter()
         .enumerate()
-        .map(|(i, s)| {
-            if i == last || s.chars().all(|c| c.is_ascii_digit()) {
-                s.clone()
-            } else {
-                format!("_{s}")
-            }
-        })
+        .map(|(i, s)| if i == last || s.chars().all(|c| c.is_ascii_digit()) { s.clone() } else { format!("_{s}") })
         .collect::<Vec<_>>()
         .join(".")
 }
-
 
 /// EfficientNet-Lite0's card entry.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

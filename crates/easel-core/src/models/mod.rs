@@ -213,17 +213,11 @@ impl Classifier {
         if let Some(bias) = map.tensors.get(&head) {
             let head_outputs = bias.shape.first().copied().unwrap_or(0);
             if head_outputs != card.classes.len() {
-                return Err(Error::ClassCount {
-                    card: card.classes.len(),
-                    head: head_outputs,
-                });
+                return Err(Error::ClassCount { card: card.classes.len(), head: head_outputs });
             }
         }
         if arch.num_classes() != card.classes.len() {
-            return Err(Error::ClassCount {
-                card: card.classes.len(),
-                head: arch.num_classes(),
-            });
+            return Err(Error::ClassCount { card: card.classes.len(), head: arch.num_classes() });
         }
         arch.check_input(&card.input).map_err(|reason| Error::Card { path: card_path.clone(), reason })?;
         let net = arch.init(device)?.apply(map, arch, device)?.valid();
@@ -233,13 +227,7 @@ impl Classifier {
                 weights::hex(&sha2::Sha256::digest(&b))[..16].to_string()
             })
             .unwrap_or_default();
-        Ok(Classifier {
-            card,
-            card_path,
-            net,
-            device: device.clone(),
-            hash,
-        })
+        Ok(Classifier { card, card_path, net, device: device.clone(), hash })
     }
 
     pub fn num_classes(&self) -> usize {
@@ -315,8 +303,5 @@ impl Classifier {
 
 /// Read a tensor back to the host as float32.
 pub fn read_floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.try_into_data()
-        .map_err(|e| Error::Compute(format!("{e:?}")))?
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Compute(format!("{e:?}")))
+    t.try_into_data().map_err(|e| Error::Compute(format!("{e:?}")))?.try_into_vec_as::<f32>().map_err(|e| Error::Compute(format!("{e:?}")))
 }

@@ -12,11 +12,7 @@ use crate::error::{Error, Result};
 
 fn conv(c: [usize; 2], k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
-    Conv2dConfig::new(c, [k, k])
-        .with_stride([stride, stride])
-        .with_bias(false)
-        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .init(device)
+    Conv2dConfig::new(c, [k, k]).with_stride([stride, stride]).with_bias(false).with_padding(PaddingConfig2d::Explicit(p, p, p, p)).init(device)
 }
 
 fn bn(n: usize, device: &Device) -> BatchNorm {
@@ -86,10 +82,8 @@ impl ResNet {
             for b in 0..n {
                 let stride = if b == 0 && li > 0 { 2 } else { 1 };
                 let out = planes * expansion;
-                let downsample = (b == 0 && (stride != 1 || inplanes != out)).then(|| Downsample {
-                    conv: conv([inplanes, out], 1, stride, device),
-                    bn: bn(out, device),
-                });
+                let downsample =
+                    (b == 0 && (stride != 1 || inplanes != out)).then(|| Downsample { conv: conv([inplanes, out], 1, stride, device), bn: bn(out, device) });
                 let block = if bottleneck {
                     Block {
                         conv1: conv([inplanes, planes], 1, 1, device),
@@ -119,16 +113,9 @@ impl ResNet {
         let mut it = layers.into_iter();
         let mut next = || it.next().expect("four layers");
         Ok(ResNet {
-            conv1: Conv2dConfig::new([3, 64], [7, 7])
-                .with_stride([2, 2])
-                .with_bias(false)
-                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
-                .init(device),
+            conv1: Conv2dConfig::new([3, 64], [7, 7]).with_stride([2, 2]).with_bias(false).with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3)).init(device),
             bn1: bn(64, device),
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            maxpool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(),
             layer1: next(),
             layer2: next(),
             layer3: next(),
@@ -193,7 +180,6 @@ pub fn torch_name(path: &[String]) -> String {
         .join(".")
 }
 
-
 /// A ResNet's card entry (torchvision's layout).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResNetConfig {
@@ -251,4 +237,3 @@ impl super::NetModule for ResNet {
         ResNet::forward_from(self, a, stage)
     }
 }
-

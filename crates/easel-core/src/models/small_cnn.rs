@@ -74,12 +74,7 @@ impl SmallCnnConfig {
                 w /= 2;
             }
             if h == 0 || w == 0 {
-                return Err(Error::invalid(format!(
-                    "conv{}: the {}x{} input has shrunk to nothing after this many poolings",
-                    i + 1,
-                    self.height,
-                    self.width
-                )));
+                return Err(Error::invalid(format!("conv{}: the {}x{} input has shrunk to nothing after this many poolings", i + 1, self.height, self.width)));
             }
         }
         Ok((c, h, w))
@@ -93,9 +88,7 @@ impl SmallCnnConfig {
             .iter()
             .map(|s| {
                 let p = s.kernel / 2;
-                let conv = Conv2dConfig::new([in_ch, s.out_channels], [s.kernel, s.kernel])
-                    .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                    .init(device);
+                let conv = Conv2dConfig::new([in_ch, s.out_channels], [s.kernel, s.kernel]).with_padding(PaddingConfig2d::Explicit(p, p, p, p)).init(device);
                 let bn = s.batchnorm.then(|| BatchNormConfig::new(s.out_channels).init(device));
                 in_ch = s.out_channels;
                 ConvBlock { conv, bn, pool: s.pool }
@@ -104,16 +97,8 @@ impl SmallCnnConfig {
         let mut widths = vec![c * h * w];
         widths.extend(&self.hidden);
         widths.push(self.num_classes);
-        let fcs = widths
-            .windows(2)
-            .map(|d| LinearConfig::new(d[0], d[1]).init(device))
-            .collect();
-        Ok(SmallCnn {
-            convs: blocks,
-            fcs,
-            pool: MaxPool2dConfig::new([2, 2]).init(),
-            dropout: DropoutConfig::new(self.dropout).init(),
-        })
+        let fcs = widths.windows(2).map(|d| LinearConfig::new(d[0], d[1]).init(device)).collect();
+        Ok(SmallCnn { convs: blocks, fcs, pool: MaxPool2dConfig::new([2, 2]).init(), dropout: DropoutConfig::new(self.dropout).init() })
     }
 }
 
@@ -252,7 +237,6 @@ pub fn torch_name(path: &[String]) -> String {
     }
 }
 
-
 impl super::NetModule for SmallCnn {
     type Config = SmallCnnConfig;
     fn init(config: &SmallCnnConfig, device: &Device) -> Result<Self> {
@@ -269,10 +253,7 @@ impl super::NetModule for SmallCnn {
     }
     fn check_input(c: &SmallCnnConfig, i: &InputSpec) -> std::result::Result<(), String> {
         if c.in_channels != i.channels || c.height != i.height || c.width != i.width {
-            return Err(format!(
-                "the architecture takes {}x{}x{} but input says {}x{}x{}",
-                c.in_channels, c.height, c.width, i.channels, i.height, i.width
-            ));
+            return Err(format!("the architecture takes {}x{}x{} but input says {}x{}x{}", c.in_channels, c.height, c.width, i.channels, i.height, i.width));
         }
         Ok(())
     }
@@ -298,4 +279,3 @@ impl super::NetModule for SmallCnn {
         SmallCnn::forward_from(self, a, stage)
     }
 }
-

@@ -96,7 +96,6 @@ pub fn comparison_csv(rows: &[ComparisonRow], classes: &[String]) -> String {
     out
 }
 
-
 /// The held-out class distribution of a run.
 pub fn true_distribution(record: &RunRecord) -> Vec<f64> {
     let k = record.classes.len();

@@ -92,9 +92,7 @@ impl Profile {
             }
         };
         if let Some(i) = (0..k).find(|&i| t[i] == 0 && available[i] > 0) {
-            return Err(Error::invalid(format!(
-                "class {i} would have no training images left; lower the ratio or raise the per-class count"
-            )));
+            return Err(Error::invalid(format!("class {i} would have no training images left; lower the ratio or raise the per-class count")));
         }
         Ok(t)
     }
@@ -174,7 +172,7 @@ pub fn prepare_lab_data(
             return Err(Error::invalid(format!(
                 "{} is a class-per-folder tree with no test split: give a held-out folder (--test) or hold some images out (--holdout N)",
                 data.display()
-            )))
+            )));
         }
         (None, None) => crate::data::load_source(&crate::data::resolve_source(data, "t10k")?, &input, &classes)
             .map_err(|e| Error::invalid(format!("no held-out data ({e}): give a test set or hold some images out")))?,
@@ -202,7 +200,14 @@ fn pixel_mean_std(pixels: &[u8]) -> (f32, f32) {
 }
 
 /// The run configuration of one strategy (oversampling also flips images).
-pub fn run_config(spec: &StrategySpec, profile: &Profile, per_class: Option<usize>, architecture: SmallCnnConfig, input: &InputSpec, settings: TrainSettings) -> RunConfig {
+pub fn run_config(
+    spec: &StrategySpec,
+    profile: &Profile,
+    per_class: Option<usize>,
+    architecture: SmallCnnConfig,
+    input: &InputSpec,
+    settings: TrainSettings,
+) -> RunConfig {
     RunConfig {
         strategy: spec.clone(),
         profile: profile.clone(),
@@ -283,4 +288,3 @@ mod tests {
         assert_eq!(c.preds, vec![1]);
     }
 }
-

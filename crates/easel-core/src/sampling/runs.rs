@@ -99,4 +99,3 @@ pub fn load_run(dir: &Path) -> Result<RunRecord> {
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Card { path: p, reason: format!("not a sampling-lab run ({e})") })
 }
-

@@ -95,32 +95,88 @@ impl ModelSummary {
 pub enum Request {
     /// Choose the device; the loaded model moves to it.
     SetDevice(DeviceChoice),
-    LoadModel { ticket: Ticket, path: PathBuf },
+    LoadModel {
+        ticket: Ticket,
+        path: PathBuf,
+    },
     /// A folder, image files, or an IDX set.
-    LoadImages { ticket: Ticket, paths: Vec<PathBuf> },
+    LoadImages {
+        ticket: Ticket,
+        paths: Vec<PathBuf>,
+    },
     /// Prepare an image for the current model and predict it.
-    Predict { ticket: Ticket, image: ImageRef },
+    Predict {
+        ticket: Ticket,
+        image: ImageRef,
+    },
     /// One explanation (or attack) of a prepared image.
-    Explain { ticket: Ticket, image: PreparedImage, image_name: String, request: Box<ExplainRequest> },
+    Explain {
+        ticket: Ticket,
+        image: PreparedImage,
+        image_name: String,
+        request: Box<ExplainRequest>,
+    },
     /// Re-colour a map with other render options (cheap; no model pass).
-    Render { ticket: Ticket, map: SaliencyMap, image: PreparedImage, opts: RenderOptions },
+    Render {
+        ticket: Ticket,
+        map: SaliencyMap,
+        image: PreparedImage,
+        opts: RenderOptions,
+    },
     /// The sanity check (quick or cascade) and deletion / insertion curves of a map.
-    Trust { ticket: Ticket, image: PreparedImage, method: Box<Method>, target: usize, map: SaliencyMap, mode: SanityMode },
+    Trust {
+        ticket: Ticket,
+        image: PreparedImage,
+        method: Box<Method>,
+        target: usize,
+        map: SaliencyMap,
+        mode: SanityMode,
+    },
     /// Write a report folder for a domain expert.
-    ExportReport { ticket: Ticket, dir: PathBuf, report: Box<Report> },
+    ExportReport {
+        ticket: Ticket,
+        dir: PathBuf,
+        report: Box<Report>,
+    },
     /// Write a PNG (a new name if the file exists).
-    SavePng { ticket: Ticket, path: PathBuf, picture: Picture },
+    SavePng {
+        ticket: Ticket,
+        path: PathBuf,
+        picture: Picture,
+    },
     /// Run the model over the open labelled set, cached by model and data in `cache`.
-    Evaluate { ticket: Ticket, batch_size: usize, cache: Option<PathBuf> },
+    Evaluate {
+        ticket: Ticket,
+        batch_size: usize,
+        cache: Option<PathBuf>,
+    },
     /// Read predictions computed elsewhere.
-    LoadPredictions { ticket: Ticket, path: PathBuf },
+    LoadPredictions {
+        ticket: Ticket,
+        path: PathBuf,
+    },
     /// Class counts of another split (e.g. the training set) for the distribution chart.
-    SplitCounts { ticket: Ticket, path: PathBuf, split: String },
+    SplitCounts {
+        ticket: Ticket,
+        path: PathBuf,
+        split: String,
+    },
     /// Small pictures of images for a gallery: (key, image).
-    Thumbnails { ticket: Ticket, items: Vec<(usize, ImageRef)> },
-    LoadCost { ticket: Ticket, path: PathBuf, k: usize },
+    Thumbnails {
+        ticket: Ticket,
+        items: Vec<(usize, ImageRef)>,
+    },
+    LoadCost {
+        ticket: Ticket,
+        path: PathBuf,
+        k: usize,
+    },
     /// Write a text file (replacing it: the user chose the name in a save dialog).
-    SaveText { ticket: Ticket, path: PathBuf, text: String },
+    SaveText {
+        ticket: Ticket,
+        path: PathBuf,
+        text: String,
+    },
 }
 
 impl Request {
@@ -148,21 +204,71 @@ impl Request {
 /// What the worker reports.
 pub enum Event {
     Device(DeviceInfo),
-    ModelLoaded { job: JobId, model: ModelSummary },
-    ImagesLoaded { job: JobId, list: ImageList },
-    Predicted { job: JobId, image: PreparedImage, picture: Picture, top: Vec<ClassScore>, forward_secs: f64 },
+    ModelLoaded {
+        job: JobId,
+        model: ModelSummary,
+    },
+    ImagesLoaded {
+        job: JobId,
+        list: ImageList,
+    },
+    Predicted {
+        job: JobId,
+        image: PreparedImage,
+        picture: Picture,
+        top: Vec<ClassScore>,
+        forward_secs: f64,
+    },
     /// Progress of any job; occlusion adds its partial map.
-    Progress { job: JobId, done: usize, total: usize, picture: Option<Picture> },
-    Explained { job: JobId, output: Box<ExplainOutput> },
-    Rendered { job: JobId, picture: Picture, scale: f32 },
-    Trusted { job: JobId, figures: TrustFigures },
-    Saved { job: JobId, path: PathBuf },
-    Failed { job: Option<JobId>, message: String },
-    Cancelled { job: JobId },
-    Evaluated { job: JobId, predictions: Box<Predictions>, cached: bool, secs: f64 },
-    SplitCounts { job: JobId, counts: Vec<usize>, source: String },
-    Thumbnails { job: JobId, pictures: Vec<(usize, Picture)> },
-    CostLoaded { job: JobId, cost: CostMatrix },
+    Progress {
+        job: JobId,
+        done: usize,
+        total: usize,
+        picture: Option<Picture>,
+    },
+    Explained {
+        job: JobId,
+        output: Box<ExplainOutput>,
+    },
+    Rendered {
+        job: JobId,
+        picture: Picture,
+        scale: f32,
+    },
+    Trusted {
+        job: JobId,
+        figures: TrustFigures,
+    },
+    Saved {
+        job: JobId,
+        path: PathBuf,
+    },
+    Failed {
+        job: Option<JobId>,
+        message: String,
+    },
+    Cancelled {
+        job: JobId,
+    },
+    Evaluated {
+        job: JobId,
+        predictions: Box<Predictions>,
+        cached: bool,
+        secs: f64,
+    },
+    SplitCounts {
+        job: JobId,
+        counts: Vec<usize>,
+        source: String,
+    },
+    Thumbnails {
+        job: JobId,
+        pictures: Vec<(usize, Picture)>,
+    },
+    CostLoaded {
+        job: JobId,
+        cost: CostMatrix,
+    },
 }
 
 impl Event {
