@@ -153,7 +153,7 @@ fn explain_rejects_bad_requests_clearly() {
     let base = |extra: &[&str]| {
         let mut a = vec!["explain", "--model", s(&card), "--image", s(&img), "--out", s(&out_dir)];
         a.extend_from_slice(extra);
-        easel(&a.iter().map(|x| *x).collect::<Vec<_>>())
+        easel(&a.to_vec())
     };
     assert_clean_failure(&base(&["--method", "telepathy"]), &["invalid value 'telepathy'", "occlusion"]);
     assert_clean_failure(&base(&["--method", "occlusion", "--window", "40"]), &["larger than the 28x28 input"]);

@@ -62,10 +62,11 @@ pub struct MetricsArgs {
 }
 
 pub fn run_evaluate(args: EvaluateArgs) -> Result<ExitCode> {
-    if let Some(out) = &args.out {
-        if out.exists() && !args.force {
-            bail!("{} already exists; pass --force to replace it", out.display());
-        }
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        bail!("{} already exists; pass --force to replace it", out.display());
     }
     let device = args.device.open()?;
     let model = Classifier::load(&args.model, &device.device).with_context(|| format!("cannot load the model {}", args.model.display()))?;

@@ -387,10 +387,10 @@ impl EaselApp {
         }
         use std::io::Write;
         for l in lines {
-            if l == "explanation ready" {
-                if let Some(s) = self.frames.summary() {
-                    println!("easel: frame times while it ran: {s}");
-                }
+            if l == "explanation ready"
+                && let Some(s) = self.frames.summary()
+            {
+                println!("easel: frame times while it ran: {s}");
             }
             println!("easel: {l}");
         }
@@ -428,10 +428,10 @@ impl eframe::App for EaselApp {
         self.run_commands(&egui);
         self.print_announcements();
         self.frames.frames += 1;
-        if let Some(start) = self.frame_started.take() {
-            if self.frames.measuring {
-                self.frames.work_ms.push(start.elapsed().as_secs_f32() * 1e3);
-            }
+        if let Some(start) = self.frame_started.take()
+            && self.frames.measuring
+        {
+            self.frames.work_ms.push(start.elapsed().as_secs_f32() * 1e3);
         }
         // No timer repaints while work runs: the worker wakes the UI when it has news (a few
         // times a second at most), so a software renderer does not steal the cores computing.
@@ -445,10 +445,10 @@ impl eframe::App for EaselApp {
         self.leave_image();
         self.compare.clear();
         self.dataset.clear();
-        if self.frames.measuring {
-            if let Some(s) = self.frames.summary() {
-                println!("easel: frame times over {s}");
-            }
+        if self.frames.measuring
+            && let Some(s) = self.frames.summary()
+        {
+            println!("easel: frame times over {s}");
         }
     }
 }

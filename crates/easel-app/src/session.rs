@@ -108,7 +108,7 @@ impl Session {
     pub fn on_event(&mut self, ctx: &egui::Context, ev: Event, state: &mut SessionState) -> Result<Option<Change>, Event> {
         match ev {
             Event::Device(info) => {
-                self.device = Some(info);
+                self.device = Some(*info);
                 Ok(None)
             }
             Event::ModelLoaded { job, model } => {
@@ -117,7 +117,7 @@ impl Session {
                 }
                 state.model_path = Some(model.path.clone());
                 SessionState::remember(&mut state.recent_models, model.path.clone());
-                self.model = Some(model);
+                self.model = Some(*model);
                 self.current = None;
                 self.generation += 1;
                 Ok(Some(Change::Model))
@@ -134,21 +134,22 @@ impl Session {
                     None if restored => self.selected.min(list.len().saturating_sub(1)),
                     None => 0,
                 };
-                if let Some(easel_jobs::worker::ImageEntry { source: easel_jobs::worker::ImageRef::File(p), .. }) = list.entries.first() {
-                    if let Some(dir) = p.parent() {
-                        SessionState::remember(&mut state.recent_images, dir.to_path_buf());
-                    }
+                if let Some(easel_jobs::worker::ImageEntry { source: easel_jobs::worker::ImageRef::File(p), .. }) = list.entries.first()
+                    && let Some(dir) = p.parent()
+                {
+                    SessionState::remember(&mut state.recent_images, dir.to_path_buf());
                 }
                 state.image_paths = vec![PathBuf::from(&list.source)];
-                self.images = list;
+                self.images = *list;
                 self.current = None;
                 self.generation += 1;
                 Ok(Some(Change::Images))
             }
-            Event::Predicted { job, image, picture, top, forward_secs } => {
+            Event::Predicted { job, prediction } => {
                 if !self.predict_job.finish(job, ()) {
                     return Ok(None);
                 }
+                let easel_jobs::worker::Prediction { image, picture, top, forward_secs } = *prediction;
                 let index = self.selected;
                 let mut slot = self.current.take().map(|c| c.picture);
                 show(ctx, "image", &picture, &mut slot);

@@ -97,12 +97,11 @@ pub fn evaluate_cached(
     progress: Progress<'_>,
 ) -> Result<(Predictions, bool)> {
     let file = cache.and_then(|c| data_fingerprint(source).ok().map(|d| cache_file(c, &model.hash, &d)));
-    if let Some(f) = &file {
-        if let Ok(p) = Predictions::read_csv(f, Some(&model.card.classes)) {
-            if p.len() == set.len() {
-                return Ok((p, true));
-            }
-        }
+    if let Some(f) = &file
+        && let Ok(p) = Predictions::read_csv(f, Some(&model.card.classes))
+        && p.len() == set.len()
+    {
+        return Ok((p, true));
     }
     let p = evaluate(model, set, batch_size, progress)?;
     if let Some(f) = &file {

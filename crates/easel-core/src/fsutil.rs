@@ -114,10 +114,8 @@ pub fn write_folder_new(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<PathB
 /// name is an error and nothing is written; each file appears whole.
 pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)], force: bool) -> Result<Vec<PathBuf>> {
     let paths: Vec<PathBuf> = files.iter().map(|(f, _)| dir.join(f)).collect();
-    if !force {
-        if let Some(p) = paths.iter().find(|p| p.exists()) {
-            return Err(Error::invalid(format!("{} already exists; pass --force to replace it", p.display())));
-        }
+    if !force && let Some(p) = paths.iter().find(|p| p.exists()) {
+        return Err(Error::invalid(format!("{} already exists; pass --force to replace it", p.display())));
     }
     ensure_dir(dir)?;
     for (p, (_, bytes)) in paths.iter().zip(files) {

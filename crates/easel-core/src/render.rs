@@ -133,17 +133,13 @@ impl std::str::FromStr for Colormap {
 /// Which magnitude maps to the end of the colour scale.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+#[derive(Default)]
 pub enum Scale {
     /// From this map, after clipping the top outliers.
+    #[default]
     PerImage,
     /// One absolute value shared across images and methods.
     Fixed(f32),
-}
-
-impl Default for Scale {
-    fn default() -> Self {
-        Scale::PerImage
-    }
 }
 
 /// Everything about how a map is drawn.
@@ -203,10 +199,10 @@ impl RenderOptions {
         if !(0.0..=1.0).contains(&self.alpha) {
             return Err(crate::error::Error::invalid(format!("alpha {} must be in [0, 1]", self.alpha)));
         }
-        if let Scale::Fixed(v) = self.scale {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(crate::error::Error::invalid(format!("the fixed scale {v} must be a positive number")));
-            }
+        if let Scale::Fixed(v) = self.scale
+            && !(v.is_finite() && v > 0.0)
+        {
+            return Err(crate::error::Error::invalid(format!("the fixed scale {v} must be a positive number")));
         }
         Ok(())
     }

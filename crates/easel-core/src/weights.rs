@@ -169,13 +169,13 @@ fn torch_key(stack: &[(String, String)], namer: TorchNamer) -> (String, bool) {
     let parent = stack.last().map(|(_, c)| c.as_str()).unwrap_or("");
     let is_norm = parent == "Struct:BatchNorm";
     let is_linear = parent == "Struct:Linear";
-    if let Some(last) = segments.last_mut() {
-        if is_norm {
-            match last.as_str() {
-                "gamma" => *last = "weight".into(),
-                "beta" => *last = "bias".into(),
-                _ => {}
-            }
+    if let Some(last) = segments.last_mut()
+        && is_norm
+    {
+        match last.as_str() {
+            "gamma" => *last = "weight".into(),
+            "beta" => *last = "bias".into(),
+            _ => {}
         }
     }
     let transposed = is_linear && segments.last().map(String::as_str) == Some("weight");

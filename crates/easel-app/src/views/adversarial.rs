@@ -187,10 +187,10 @@ pub fn ui(ui: &mut egui::Ui, view: &AdversarialView, settings: &mut AttackSettin
                         ui.label("the top class held");
                     }
                 });
-            } else if !view.slot.is_running() {
-                if let Some(e) = view.slot.error() {
-                    ui.colored_label(egui::Color32::from_rgb(200, 60, 40), e);
-                }
+            } else if !view.slot.is_running()
+                && let Some(e) = view.slot.error()
+            {
+                ui.colored_label(egui::Color32::from_rgb(200, 60, 40), e);
             }
         });
     });

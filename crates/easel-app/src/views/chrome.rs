@@ -75,11 +75,11 @@ pub fn top_bar_ui(ui: &mut egui::Ui, session: &Session, state: &SessionState, fr
         };
         ui.separator();
         ui.checkbox(&mut frames.measuring, "Frame times");
-        if frames.measuring {
-            if let (Some(p50), Some(p99)) = (frames.percentile(50.0), frames.percentile(99.0)) {
-                ui.label(format!("p50 {p50:.1} · p99 {p99:.1} ms"))
-                    .on_hover_text(format!("time the UI thread spent per frame, over the last {} frames", frames.work_ms.len()));
-            }
+        if frames.measuring
+            && let (Some(p50), Some(p99)) = (frames.percentile(50.0), frames.percentile(99.0))
+        {
+            ui.label(format!("p50 {p50:.1} · p99 {p99:.1} ms"))
+                .on_hover_text(format!("time the UI thread spent per frame, over the last {} frames", frames.work_ms.len()));
         }
     });
 }

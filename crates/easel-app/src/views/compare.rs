@@ -211,7 +211,8 @@ impl CompareView {
         let Some(i) = self.cells.iter().position(|c| c.map.owns(job) || c.predict.owns(job) || c.render_job == Some(job)) else { return Err(ev) };
         let cell = &mut self.cells[i];
         match ev {
-            Event::Predicted { job, image, top, .. } => {
+            Event::Predicted { job, prediction } => {
+                let easel_jobs::worker::Prediction { image, top, .. } = *prediction;
                 cell.predict.finish(job, ());
                 if let (Some(t), Some(model)) = (top.first(), &ctx.session.model) {
                     cell.title = format!("{} · {} · {}", cell.method.title(), cell.image_name, model.class_name(t.class_index));

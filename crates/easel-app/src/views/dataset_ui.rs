@@ -221,10 +221,11 @@ fn distribution_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, se
         ("test: true".to_string(), vals(&f.report.true_counts), TRUE_COLOUR),
         ("test: predicted".to_string(), vals(&f.report.predicted_counts), PRED_COLOUR),
     ];
-    if let Some(train) = &view.train_counts {
-        if train.len() == f.report.true_counts.len() && settings.merges.is_empty() {
-            series.insert(0, ("train: true".to_string(), vals(train), TRAIN_COLOUR));
-        }
+    if let Some(train) = &view.train_counts
+        && train.len() == f.report.true_counts.len()
+        && settings.merges.is_empty()
+    {
+        series.insert(0, ("train: true".to_string(), vals(train), TRAIN_COLOUR));
     }
     class_bars_ui(ui, "distribution", &f.decided.classes, &series, if log { "log10(count + 1)" } else { "count" });
 }
@@ -260,10 +261,10 @@ fn metrics_ui(ui: &mut egui::Ui, f: &DatasetFigures) {
 
 fn gallery_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, settings: &mut DatasetSettings, cmds: &mut Vec<Command>) {
     ui.horizontal_wrapped(|ui| {
-        if ui.checkbox(&mut settings.gallery_by_doubt, "sort by how likely the label is wrong").changed() {
-            if let Some((t, p)) = view.gallery.cell {
-                push(cmds, DatasetCommand::OpenCell(t, p));
-            }
+        if ui.checkbox(&mut settings.gallery_by_doubt, "sort by how likely the label is wrong").changed()
+            && let Some((t, p)) = view.gallery.cell
+        {
+            push(cmds, DatasetCommand::OpenCell(t, p));
         }
         if ui.button("Labels that look wrong").clicked() {
             push(cmds, DatasetCommand::OpenIssues);
@@ -363,8 +364,8 @@ fn costs_ui(ui: &mut egui::Ui, f: &DatasetFigures, settings: &mut DatasetSetting
     egui::ScrollArea::horizontal().id_salt("costs_scroll").show(ui, |ui| {
         egui::Grid::new("costs").spacing([2.0, 2.0]).show(ui, |ui| {
             ui.small("");
-            for j in 0..k {
-                ui.small(format!("{j}")).on_hover_text(&classes[j]);
+            for (j, name) in classes.iter().enumerate() {
+                ui.small(format!("{j}")).on_hover_text(name);
             }
             ui.end_row();
             for i in 0..k {

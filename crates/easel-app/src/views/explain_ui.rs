@@ -178,19 +178,19 @@ fn map_ui(ui: &mut egui::Ui, view: &ExplainView, settings: &ExplainSettings, ses
         }
     }
     // The value under the cursor, in the map's own units.
-    if let (Some(resp), Some(m)) = (resp, shown) {
-        if let Some(pos) = resp.hover_pos() {
-            let rect = resp.rect;
-            // the picture may carry a colour bar on its right: map only the image part
-            let img_w = rect.height() * cur.image.width as f32 / cur.image.height as f32;
-            let fx = (pos.x - rect.left()) / img_w;
-            let fy = (pos.y - rect.top()) / rect.height();
-            if (0.0..1.0).contains(&fx) && (0.0..1.0).contains(&fy) {
-                let x = (fx * cur.image.width as f32) as usize;
-                let y = (fy * cur.image.height as f32) as usize;
-                if let Some(v) = m.output.explanation.map.value_at(x, y) {
-                    ui.label(format!("value at ({x}, {y}): {v:.4}"));
-                }
+    if let (Some(resp), Some(m)) = (resp, shown)
+        && let Some(pos) = resp.hover_pos()
+    {
+        let rect = resp.rect;
+        // the picture may carry a colour bar on its right: map only the image part
+        let img_w = rect.height() * cur.image.width as f32 / cur.image.height as f32;
+        let fx = (pos.x - rect.left()) / img_w;
+        let fy = (pos.y - rect.top()) / rect.height();
+        if (0.0..1.0).contains(&fx) && (0.0..1.0).contains(&fy) {
+            let x = (fx * cur.image.width as f32) as usize;
+            let y = (fy * cur.image.height as f32) as usize;
+            if let Some(v) = m.output.explanation.map.value_at(x, y) {
+                ui.label(format!("value at ({x}, {y}): {v:.4}"));
             }
         }
     }
@@ -225,12 +225,12 @@ fn settings_ui(ui: &mut egui::Ui, settings: &mut ExplainSettings, session: &Sess
             ui.horizontal_wrapped(|ui| {
                 ui.label("Picasso preset:");
                 for frac in [0.5f32, 0.25, 0.1, 0.05] {
-                    if ui.small_button(format!("{frac}")).on_hover_text(format!("window {frac} of the side, 8 windows per axis")).clicked() {
-                        if let Ok(q) = OcclusionParams::picasso(h, w, frac, 8, p.fill.clone()) {
-                            p.window = q.window;
-                            p.stride = q.stride;
-                            rerun = true;
-                        }
+                    if ui.small_button(format!("{frac}")).on_hover_text(format!("window {frac} of the side, 8 windows per axis")).clicked()
+                        && let Ok(q) = OcclusionParams::picasso(h, w, frac, 8, p.fill.clone())
+                    {
+                        p.window = q.window;
+                        p.stride = q.stride;
+                        rerun = true;
                     }
                 }
             });
@@ -330,11 +330,11 @@ fn overlay_ui(ui: &mut egui::Ui, view: &ExplainView, settings: &mut ExplainSetti
         }
     });
     ui.checkbox(&mut settings.auto_colours, "sign and colours follow the method");
-    if settings.auto_colours {
-        if let Some(model) = &session.model {
-            let eff = ExplainView::render_options(settings, &ExplainView::method(settings, model));
-            ui.label(format!("sign {:?}, colormap {}", eff.sign, eff.colormap.name()));
-        }
+    if settings.auto_colours
+        && let Some(model) = &session.model
+    {
+        let eff = ExplainView::render_options(settings, &ExplainView::method(settings, model));
+        ui.label(format!("sign {:?}, colormap {}", eff.sign, eff.colormap.name()));
     }
     let auto = settings.auto_colours;
     let o = &mut settings.render;

@@ -127,10 +127,10 @@ pub fn attack(model: &Classifier, img: &PreparedImage, params: &AttackParams, to
         return Err(Error::invalid(format!("{} attack steps is more than the {} allowed", params.steps, AttackParams::MAX_STEPS)));
     }
     let k = model.num_classes();
-    if let Some(t) = params.target_class {
-        if t >= k {
-            return Err(Error::invalid(format!("target class {t} is out of range: the model has {k} classes (0..{})", k - 1)));
-        }
+    if let Some(t) = params.target_class
+        && t >= k
+    {
+        return Err(Error::invalid(format!("target class {t} is out of range: the model has {k} classes (0..{})", k - 1)));
     }
     let before = model.logits(model.input_batch(&[img])?)?.remove(0);
     let top_before = top_k(&before, top, &model.card.classes);

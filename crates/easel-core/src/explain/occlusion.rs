@@ -123,21 +123,21 @@ impl OcclusionParams {
         if wh > height || ww > width {
             return Err(Error::invalid(format!("the occlusion window {wh}x{ww} is larger than the {height}x{width} input")));
         }
-        if let Some(r) = self.roi {
-            if r.width < ww || r.height < wh || r.x + r.width > width || r.y + r.height > height {
-                return Err(Error::invalid(format!(
-                    "the region of interest {}x{} at ({}, {}) must lie inside the {height}x{width} input and hold one window",
-                    r.width, r.height, r.x, r.y
-                )));
-            }
+        if let Some(r) = self.roi
+            && (r.width < ww || r.height < wh || r.x + r.width > width || r.y + r.height > height)
+        {
+            return Err(Error::invalid(format!(
+                "the region of interest {}x{} at ({}, {}) must lie inside the {height}x{width} input and hold one window",
+                r.width, r.height, r.x, r.y
+            )));
         }
         if self.batch_size == 0 || self.batch_size > MAX_BATCH {
             return Err(Error::invalid(format!("the batch size must be in 1..={MAX_BATCH}")));
         }
-        if let Fill::Constant(v) | Fill::Blur(v) = self.fill {
-            if !v.is_finite() {
-                return Err(Error::invalid("the occlusion fill must be a finite number"));
-            }
+        if let Fill::Constant(v) | Fill::Blur(v) = self.fill
+            && !v.is_finite()
+        {
+            return Err(Error::invalid("the occlusion fill must be a finite number"));
         }
         Ok(())
     }

@@ -61,10 +61,11 @@ impl Predictions {
         } else {
             classes.map(<[String]>::len).ok_or_else(|| err(1, "a `path,label,pred` file needs the class names (a model card)".into()))?
         };
-        if let Some(c) = classes {
-            if with_probs && c.len() != k {
-                return Err(err(1, format!("{k} probability columns, but the model has {} classes", c.len())));
-            }
+        if let Some(c) = classes
+            && with_probs
+            && c.len() != k
+        {
+            return Err(err(1, format!("{k} probability columns, but the model has {} classes", c.len())));
         }
         let class_names: Vec<String> = match classes {
             Some(c) => c.to_vec(),

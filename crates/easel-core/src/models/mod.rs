@@ -74,8 +74,10 @@ macro_rules! architectures {
             $(#[serde(rename = $tag)] $variant(<$module as NetModule>::Config),)+
         }
 
-        /// The network itself, one variant per architecture.
+        /// The network itself, one variant per architecture (held once per loaded model, so
+        /// the variants' different sizes do not matter).
         #[derive(Debug, Clone)]
+        #[allow(clippy::large_enum_variant)]
         pub enum Net {
             $($variant($module),)+
         }

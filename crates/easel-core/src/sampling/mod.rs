@@ -223,14 +223,14 @@ pub fn run_config(
 pub fn check_memory(train_len: usize, image_bytes: usize, test_len: usize, k: usize, runs: usize, max_class: usize) -> Result<()> {
     let per_run = k as u128 * max_class as u128 * 16 + test_len as u128 * (k as u128 * 4 + 64);
     let need = train_len as u128 * (image_bytes as u128 + 64) + runs as u128 * per_run;
-    if let Some(avail) = available_memory().map(u128::from) {
-        if need > avail / 2 {
-            return Err(Error::invalid(format!(
-                "{runs} runs need about {} MB and only {} MB are free: run fewer strategies or use --per-class",
-                need >> 20,
-                avail >> 20
-            )));
-        }
+    if let Some(avail) = available_memory().map(u128::from)
+        && need > avail / 2
+    {
+        return Err(Error::invalid(format!(
+            "{runs} runs need about {} MB and only {} MB are free: run fewer strategies or use --per-class",
+            need >> 20,
+            avail >> 20
+        )));
     }
     Ok(())
 }

@@ -144,7 +144,7 @@ pub fn class_weights(counts: &[usize], scheme: &WeightScheme, cost: Option<&Cost
         }
     };
     let mean = raw.iter().zip(counts).map(|(w, &c)| w * c as f64).sum::<f64>() / n.max(1) as f64;
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return Err(Error::invalid("the class weights are all zero"));
     }
     Ok(raw.iter().map(|w| (w / mean) as f32).collect())

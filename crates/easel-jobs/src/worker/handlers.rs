@@ -104,7 +104,7 @@ impl Worker {
                 Err(e) => self.send(Event::Failed { job: None, message: format!("reloading the model: {e}") }),
             }
         }
-        self.send(Event::Device(info));
+        self.send(Event::Device(Box::new(info)));
     }
 
     fn current_model(&self) -> Result<Arc<Classifier>> {
@@ -212,7 +212,7 @@ impl Worker {
                     stages: m.net.stage_names(),
                 };
                 self.model = Some((path, Arc::new(m)));
-                self.send(Event::ModelLoaded { job, model: summary });
+                self.send(Event::ModelLoaded { job, model: Box::new(summary) });
             }
             Err(e) => self.fail(job, format!("cannot load the model {}: {e}", path.display())),
         }
@@ -255,7 +255,7 @@ impl Worker {
                 let classes = set.classes.clone();
                 self.set = Some(set);
                 self.set_source = Some(src);
-                self.send(Event::ImagesLoaded { job, list: ImageList { entries, source: p.display().to_string(), classes } });
+                self.send(Event::ImagesLoaded { job, list: Box::new(ImageList { entries, source: p.display().to_string(), classes }) });
                 return Ok(());
             }
             // A folder of class folders is a labelled set too.
@@ -274,7 +274,7 @@ impl Worker {
                 let classes = set.classes.clone();
                 self.set = Some(set);
                 self.set_source = Some(DataSource::Folder(p.clone()));
-                self.send(Event::ImagesLoaded { job, list: ImageList { entries, source: p.display().to_string(), classes } });
+                self.send(Event::ImagesLoaded { job, list: Box::new(ImageList { entries, source: p.display().to_string(), classes }) });
                 return Ok(());
             }
         }
@@ -286,7 +286,7 @@ impl Worker {
             .map(|f| ImageEntry { name: f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), label: None, source: ImageRef::File(f) })
             .collect();
         let source = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-        self.send(Event::ImagesLoaded { job, list: ImageList { entries, source, classes: Vec::new() } });
+        self.send(Event::ImagesLoaded { job, list: Box::new(ImageList { entries, source, classes: Vec::new() }) });
         Ok(())
     }
 
@@ -310,7 +310,7 @@ impl Worker {
         let forward_secs = started.elapsed().as_secs_f64();
         let top = top_k(&logits, model.num_classes(), &model.card.classes);
         let picture = picture::image_picture(&img);
-        self.send(Event::Predicted { job, image: img, picture, top, forward_secs });
+        self.send(Event::Predicted { job, prediction: Box::new(super::Prediction { image: img, picture, top, forward_secs }) });
         Ok(())
     }
 

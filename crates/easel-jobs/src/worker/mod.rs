@@ -201,23 +201,29 @@ impl Request {
     }
 }
 
+/// An image prepared for the model, its picture and its predictions.
+pub struct Prediction {
+    pub image: PreparedImage,
+    pub picture: Picture,
+    pub top: Vec<ClassScore>,
+    /// How long the forward pass took (for time estimates).
+    pub forward_secs: f64,
+}
+
 /// What the worker reports.
 pub enum Event {
-    Device(DeviceInfo),
+    Device(Box<DeviceInfo>),
     ModelLoaded {
         job: JobId,
-        model: ModelSummary,
+        model: Box<ModelSummary>,
     },
     ImagesLoaded {
         job: JobId,
-        list: ImageList,
+        list: Box<ImageList>,
     },
     Predicted {
         job: JobId,
-        image: PreparedImage,
-        picture: Picture,
-        top: Vec<ClassScore>,
-        forward_secs: f64,
+        prediction: Box<Prediction>,
     },
     /// Progress of any job; occlusion adds its partial map.
     Progress {
