@@ -3,7 +3,8 @@
 #   scripts/screenshot.sh [OUT.png] [METHOD]
 # Environment: DEMO=photos|fashion, IMAGE=<part of a name>,
 # TAB=explain|compare|adversarial|dataset|sampling, RUNS=<folder of easel sample runs>,
-# SIZE=1024x640 (the window; default 1400x860).
+# SIZE=1024x640 (the window; default 1400x860), CELL=6,0 (with TAB=dataset: open that
+# confusion-matrix cell's gallery).
 # Needs Xvfb and ImageMagick (`apt-get install -y xvfb imagemagick`). Prints the UI thread's
 # frame times measured while the map computed.
 set -euo pipefail
@@ -23,7 +24,7 @@ state=$(mktemp -d)
 trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$log" "$state"' EXIT
 sleep 1
 DISPLAY=":$display" XDG_DATA_HOME="$state" ./target/release/easel gui --demo "$demo" --image "$image" --method "$method" \
-  --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} --window-size "$size" --announce --frame-stats --device cpu >"$log" 2>&1 &
+  --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} ${CELL:+--open-cell "$CELL"} --window-size "$size" --announce --frame-stats --device cpu >"$log" 2>&1 &
 app=$!
 case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; sampling) ready="lab ready" ;; *) ready="explanation ready" ;; esac
 for _ in $(seq 1 600); do

@@ -107,6 +107,15 @@ pub struct GuiArgs {
     /// The window's size in points, e.g. 1024x640.
     #[arg(long, value_parser = parse_size)]
     pub window_size: Option<(f32, f32)>,
+    /// With --tab dataset: open the gallery of this confusion-matrix cell, TRUE,PREDICTED.
+    #[arg(long, value_parser = parse_cell)]
+    pub open_cell: Option<(usize, usize)>,
+}
+
+fn parse_cell(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}': two class indices TRUE,PREDICTED, e.g. 6,0");
+    let (t, p) = s.split_once(',').ok_or_else(bad)?;
+    Ok((t.trim().parse().map_err(|_| bad())?, p.trim().parse().map_err(|_| bad())?))
 }
 
 fn parse_size(s: &str) -> Result<(f32, f32), String> {
@@ -133,6 +142,7 @@ fn run_gui(args: GuiArgs) -> Result<ExitCode> {
         device: args.device,
         cache: None,
         window_size: args.window_size,
+        open_cell: args.open_cell,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -46,6 +46,9 @@ pub struct StartOptions {
     pub cache: Option<PathBuf>,
     /// The window's inner size in points (default 1400 x 860).
     pub window_size: Option<(f32, f32)>,
+    /// Open this confusion-matrix cell's gallery (true, predicted) once the Dataset view has
+    /// its predictions.
+    pub open_cell: Option<(usize, usize)>,
 }
 
 pub const STATE_KEY: &str = "easel-state";
@@ -77,6 +80,8 @@ pub struct EaselApp {
     paths: AppPaths,
     announce: bool,
     frame_started: Option<Instant>,
+    /// Whether a map was computing at the last frame (frame times count per map).
+    map_was_running: bool,
 }
 
 /// The context a view gets: the shell's fields other than the view itself.
@@ -100,7 +105,7 @@ impl EaselApp {
         }
         let repaint_ctx = ctx.clone();
         let mut notes = Notes::default();
-        let worker = match WorkerHandle::spawn(state.session.device, Arc::new(move || repaint_ctx.request_repaint())) {
+        let worker = match WorkerHandle::spawn(state.session.device, Arc::new(move || repaint_ctx.request_repaint_after(crate::ctx::WAKE_DELAY))) {
             Ok(w) => w,
             Err(e) => panic!("cannot start the compute worker thread: {e}"),
         };
@@ -125,6 +130,7 @@ impl EaselApp {
             paths,
             announce: start.announce,
             frame_started: None,
+            map_was_running: false,
         };
         // First start: the demo; later starts: what was open last time.
         let s = &app.state.session;
@@ -148,6 +154,7 @@ impl EaselApp {
             cmds.push(Command::Lab(crate::command::LabCommand::OpenRuns(r.clone())));
         }
         app.explain.run_next = start.method.is_some();
+        app.dataset.open_cell_later = start.open_cell;
         app.commands.extend(cmds);
         app.run_commands(ctx);
         app
@@ -387,10 +394,11 @@ impl EaselApp {
         }
         use std::io::Write;
         for l in lines {
-            if l == "explanation ready"
-                && let Some(s) = self.frames.summary()
-            {
-                println!("easel: frame times while it ran: {s}");
+            if l.starts_with("explanation ready") {
+                if let Some(s) = self.frames.summary() {
+                    println!("easel: frame times while it ran: {s}");
+                }
+                println!("easel: frames drawn while it ran: {}", self.frames.drawn());
             }
             println!("easel: {l}");
         }
@@ -420,6 +428,11 @@ impl eframe::App for EaselApp {
         self.run_commands(ctx);
         self.views_logic(ctx);
         self.run_commands(ctx);
+        let running = self.explain.map.is_running();
+        if running && !self.map_was_running {
+            self.frames.reset();
+        }
+        self.map_was_running = running;
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

@@ -10,6 +10,11 @@ use eframe::egui;
 use crate::command::Command;
 use crate::session::Session;
 
+/// How a worker wakes the UI: a repaint after a millisecond. (egui answers an immediate
+/// `request_repaint` with two frames; a software renderer spends about 50 ms of CPU on each,
+/// taken from the job that sent the event.)
+pub const WAKE_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Errors (red, each dismissable) and the last status line.
 #[derive(Default)]
 pub struct Notes {

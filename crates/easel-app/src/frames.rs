@@ -30,4 +30,9 @@ impl FrameStats {
         let max = self.work_ms.iter().copied().fold(0.0f32, f32::max);
         Some(format!("{} frames, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms", self.work_ms.len()))
     }
+
+    /// Frames drawn since the last reset, and since when.
+    pub fn drawn(&self) -> usize {
+        self.frames
+    }
 }

@@ -41,6 +41,8 @@ pub struct DatasetView {
     pub train_source: String,
     pub gallery: Gallery,
     side_job: JobSlot<()>,
+    /// Open this cell's gallery once the predictions are in (`easel gui --open-cell`).
+    pub open_cell_later: Option<(usize, usize)>,
 }
 
 impl DatasetView {
@@ -49,7 +51,8 @@ impl DatasetView {
         self.eval.clear();
         self.side_job.clear();
         self.gallery.job.clear();
-        *self = DatasetView::default();
+        let later = self.open_cell_later.take();
+        *self = DatasetView { open_cell_later: later, ..DatasetView::default() };
     }
 
     /// Entering the view: evaluate the open set if it is labelled, and show the training
@@ -257,6 +260,9 @@ impl DatasetView {
                 self.predictions = Some(*predictions);
                 self.gallery = Gallery::default();
                 self.refresh(settings, ctx);
+                if let Some((t, p)) = self.open_cell_later.take() {
+                    self.open_cell(t, p, settings, ctx);
+                }
                 ctx.announce("evaluation ready");
             }
             Event::SplitCounts { job, counts, source } if self.side_job.owns(job) => {

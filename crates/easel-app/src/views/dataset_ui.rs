@@ -190,15 +190,18 @@ pub fn class_bars_ui(ui: &mut egui::Ui, id: &str, classes: &[String], series: &[
             BarChart::new(name.clone(), bars).color(*colour).horizontal()
         })
         .collect();
+    let top = series.iter().flat_map(|(_, v, _)| v.iter().copied()).fold(0.0f64, f64::max);
     Plot::new(id.to_string())
         .height((k as f32 * 20.0 + 40.0).clamp(140.0, 600.0))
+        .include_x(0.0)
+        .include_x(top * 1.08)
         .allow_zoom(false)
         .allow_drag(false)
         .allow_scroll(false)
         .x_axis_label(x_label.to_string())
-        .y_axis_formatter(class_axis(names))
+        // every class named, however close the rows (the default hides labels under 20 points)
+        .custom_y_axes(vec![egui_plot::AxisHints::new_y().formatter(class_axis(names)).label_spacing(6.0..=12.0).min_thickness(96.0)])
         .y_grid_spacer(every_class(k))
-        .y_axis_min_width(90.0)
         .show(ui, |p| {
             for c in charts {
                 p.bar_chart(c);

@@ -209,7 +209,8 @@ impl ExplainView {
                 if has_trust {
                     self.trust.set_last(figures);
                 }
-                ctx.announce("explanation ready");
+                let (method, secs) = self.map.last().map(|m| (m.output.explanation.method.name(), m.output.explanation.elapsed_secs)).unwrap_or_default();
+                ctx.announce(&format!("explanation ready: {method} in {secs:.2} s"));
             }
             Event::Rendered { job, picture, scale } if self.render_job == Some(job) => {
                 self.render_job = None;

@@ -69,7 +69,7 @@ impl LabView {
             force: false,
         };
         let repaint_ctx = ctx.egui.clone();
-        match lab::spawn(req, device, std::sync::Arc::new(move || repaint_ctx.request_repaint())) {
+        match lab::spawn(req, device, std::sync::Arc::new(move || repaint_ctx.request_repaint_after(crate::ctx::WAKE_DELAY))) {
             Ok(h) => {
                 self.handle = Some(h);
                 self.live.clear();

@@ -20,12 +20,17 @@ use crate::explain::{self, MAP_MIN_PX, Provenance};
 use crate::picture::{self, Picture};
 use crate::slot::{JobId, Ticket};
 
-/// Progress reaches the UI at most this often (each event costs a repaint, which under a
-/// software renderer takes cores from the computation).
+/// Progress reaches the UI at most this often in a job's first seconds: each event costs a
+/// repaint, which a software renderer (llvmpipe under Xvfb) takes from the computation.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// A partial occlusion map at most this often (each one is also a texture upload).
-const PARTIAL_EVERY: Duration = Duration::from_millis(500);
+/// ... and at most this often once the job has run for [`SLOW_AFTER`]: a long job keeps its
+/// cores.
+const PROGRESS_EVERY_LONG: Duration = Duration::from_millis(1000);
+const SLOW_AFTER: Duration = Duration::from_secs(2);
+
+/// A partial occlusion map at most this often (each one is also a render and an upload).
+const PARTIAL_EVERY: Duration = Duration::from_millis(1000);
 
 pub(super) struct Worker {
     device: Option<ComputeDevice>,
@@ -37,20 +42,23 @@ pub(super) struct Worker {
     repaint: Repaint,
 }
 
-/// Sends progress at most every [`PROGRESS_EVERY`] (and always the last step).
+/// Sends progress at most every [`PROGRESS_EVERY`], every [`PROGRESS_EVERY_LONG`] once the
+/// job has run for [`SLOW_AFTER`] (and always the last step).
 struct Throttle {
     last: std::sync::Mutex<Option<Instant>>,
     every: Duration,
+    started: Instant,
 }
 
 impl Throttle {
     fn new(every: Duration) -> Throttle {
-        Throttle { last: std::sync::Mutex::new(None), every }
+        Throttle { last: std::sync::Mutex::new(None), every, started: Instant::now() }
     }
 
     fn due(&self, done: usize, total: usize) -> bool {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if done < total && last.is_some_and(|t| t.elapsed() < self.every) {
+        let every = if self.started.elapsed() < SLOW_AFTER { self.every } else { self.every.max(PROGRESS_EVERY_LONG) };
+        if done < total && last.is_some_and(|t| t.elapsed() < every) {
             return false;
         }
         *last = Some(Instant::now());
@@ -322,17 +330,21 @@ impl Worker {
         };
         let up = render::upscale_for(image.height.max(image.width), MAP_MIN_PX);
         let partial_opts = render::RenderOptions { colour_bar: false, ..request.render.clone() };
-        // A partial map at most every PARTIAL_EVERY: each one costs the UI a repaint.
+        // A partial map at most every PARTIAL_EVERY, plain progress between them.
+        let throttle = Throttle::new(PROGRESS_EVERY);
         let mut last_partial: Option<Instant> = None;
         let mut on_partial = |map: &SaliencyMap, done: usize, total: usize| {
             if done < total && last_partial.is_some_and(|t| t.elapsed() < PARTIAL_EVERY) {
+                self.progress(&throttle, job, done, total);
+                return;
+            }
+            if done < total && !throttle.due(done, total) {
                 return;
             }
             last_partial = Some(Instant::now());
             let (pic, _) = render::render(map, &image, &partial_opts, up);
             self.send(Event::Progress { job, done, total, picture: Some(Picture::from_rgba(pic)) });
         };
-        let throttle = Throttle::new(PROGRESS_EVERY);
         let report = |d: usize, t: usize| self.progress(&throttle, job, d, t);
         // Occlusion reports through its partial maps; the others through the progress callback.
         let progress = Progress::none().with_cancel(&ticket.cancel);
