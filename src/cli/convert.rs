@@ -50,7 +50,12 @@ const LITE_MEAN: f32 = 127.0;
 const LITE_STD: f32 = 128.0;
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
-    let classes: Vec<String> = std::fs::read_to_string(&args.classes)
+    if !args.force
+        && let Some(p) = ["weights.safetensors", "card.json"].iter().map(|f| args.out.join(f)).find(|p| p.exists())
+    {
+        bail!("{} already exists; pass --force to replace it", p.display());
+    }
+    let classes: Vec<String> = easel_core::fsutil::read_text(&args.classes)
         .with_context(|| format!("cannot read class names from {}", args.classes.display()))?
         .lines()
         .map(str::trim)
@@ -95,9 +100,6 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         ),
     };
     let card_path = args.out.join("card.json");
-    if card_path.exists() && !args.force {
-        bail!("{} already exists; pass --force to replace it", card_path.display());
-    }
     let card = ModelCard {
         format: CARD_FORMAT.into(),
         name,
@@ -109,14 +111,15 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         license: args.license.clone(),
         metrics: serde_json::Value::Null,
     };
+    card.validate().map_err(|reason| anyhow::anyhow!("{}: {reason}", args.classes.display()))?;
     let map = easel_core::weights::read_tensors(&args.weights)?;
     let cpu = burn::tensor::Device::flex();
     let model = Classifier::from_tensors(card.clone(), card_path.clone(), &map, &cpu)
         .with_context(|| format!("{} does not fit {}", args.weights.display(), arch.name()))?;
-    easel_core::fsutil::ensure_dir(&args.out)?;
     let tensors = model.net.torch_tensors(&arch)?;
-    easel_core::weights::write_safetensors(&args.out.join("weights.safetensors"), &tensors)?;
-    card.save(&card_path)?;
+    let files = vec![("weights.safetensors".to_string(), easel_core::weights::safetensors_bytes(&tensors)?), ("card.json".to_string(), card.to_json_bytes()?)];
+    // the weights and their card appear together, or not at all
+    easel_core::fsutil::write_files(&args.out, &files, args.force)?;
     eprintln!("easel: converted {} ({} parameters, {} tensors) into {}", args.weights.display(), model.net.num_params(), tensors.len(), args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -46,23 +46,27 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let source = data::resolve_source(&args.data, &args.split)?;
     let set = data::load_source(&source, &spec, &classes)?;
     let mut taken = vec![0usize; classes.len()];
-    let mut written = 0;
+    let mut files = Vec::new();
     for i in 0..set.len() {
         let l = set.labels[i];
         if args.per_class.is_some_and(|n| taken[l] >= n) {
             continue;
         }
         taken[l] += 1;
-        let path = if args.flat { args.out.join(format!("{i}-{}.png", slug(&classes[l]))) } else { args.out.join(slug(&classes[l])).join(format!("{i}.png")) };
-        if path.exists() {
-            bail!("{} already exists; easel does not overwrite files", path.display());
-        }
+        let name = if args.flat { format!("{i}-{}.png", slug(&classes[l])) } else { format!("{}/{i}.png", slug(&classes[l])) };
         let img = set.image(i);
-        let gray = image::GrayImage::from_raw(img.width as u32, img.height as u32, img.pixels).expect("28x28 bytes");
-        easel_core::fsutil::ensure_dir(path.parent().expect("a parent"))?;
-        gray.save(&path)?;
-        written += 1;
+        let gray =
+            image::GrayImage::from_raw(img.width as u32, img.height as u32, img.pixels).ok_or_else(|| anyhow::anyhow!("image {i} has the wrong size"))?;
+        let mut png = Vec::new();
+        gray.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        files.push((name, png));
     }
+    if files.is_empty() {
+        bail!("no images to export");
+    }
+    let written = files.len();
+    // all images appear, or none; nothing is overwritten
+    easel_core::fsutil::write_files(&args.out, &files, false)?;
     eprintln!("easel: wrote {written} images under {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use easel_core::card::MAX_CLASSES;
 use easel_core::imaging;
 use easel_core::models::Classifier;
 use easel_core::predict::{ClassScore, logits_batched, top_k};
@@ -12,6 +13,9 @@ use easel_core::progress::Progress;
 use serde::Serialize;
 
 use super::DeviceArg;
+
+/// Most images per forward pass.
+pub const MAX_BATCH: usize = 4096;
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -30,6 +34,9 @@ pub struct PredictArgs {
     /// Print JSON (documented in the README) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Read the weights a card names even when they lie outside the card's folder.
+    #[arg(long)]
+    pub allow_outside: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -49,11 +56,15 @@ struct PredictReport {
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
-    if args.top_k == 0 {
-        anyhow::bail!("--top-k must be at least 1");
+    if !(1..=MAX_CLASSES).contains(&args.top_k) {
+        anyhow::bail!("--top-k must be in 1..={MAX_CLASSES}");
+    }
+    if !(1..=MAX_BATCH).contains(&args.batch_size) {
+        anyhow::bail!("--batch-size must be in 1..={MAX_BATCH}");
     }
     let device = args.device.open()?;
-    let model = Classifier::load(&args.model, &device.device).with_context(|| format!("cannot load the model {}", args.model.display()))?;
+    let model =
+        Classifier::load_with(&args.model, &device.device, args.allow_outside).with_context(|| format!("cannot load the model {}", args.model.display()))?;
     let paths = imaging::list_images(&args.images)?;
     let mut prepared = Vec::with_capacity(paths.len());
     for p in &paths {

@@ -1,7 +1,6 @@
 //! `easel train`: train a small CNN on labelled images (Fashion-MNIST by default) and write
 //! weights + model card.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,6 +13,12 @@ use easel_core::progress::Progress;
 use easel_core::train::{EpochReport, ShuffleAll, TrainEvent, TrainSettings, train_net};
 
 use super::DeviceArg;
+
+/// What `easel train` writes into --out.
+const MODEL_FILES: [&str; 3] = ["weights.safetensors", "card.json", "training.json"];
+/// Bounds on the training flags.
+const MAX_EPOCHS: usize = 1000;
+const MAX_BATCH: usize = 4096;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -55,9 +60,19 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let card_path = args.out.join("card.json");
-    if card_path.exists() && !args.force {
-        bail!("{} already holds a model; pass --force to replace it", args.out.display());
+    if !args.force
+        && let Some(p) = MODEL_FILES.iter().map(|f| args.out.join(f)).find(|p| p.exists())
+    {
+        bail!("{} already exists; pass --force to replace it", p.display());
+    }
+    if args.epochs == 0 || args.epochs > MAX_EPOCHS {
+        bail!("--epochs must be in 1..={MAX_EPOCHS}");
+    }
+    if args.batch_size == 0 || args.batch_size > MAX_BATCH {
+        bail!("--batch-size must be in 1..={MAX_BATCH}");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0 && args.lr_decay.is_finite() && args.lr_decay > 0.0) {
+        bail!("--lr and --lr-decay must be positive numbers");
     }
     let classes = data::fashion_classes();
     let config = args.arch.config(classes.len());
@@ -67,6 +82,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if let Some(n) = args.limit {
         let idx: Vec<usize> = (0..n.min(train.len())).collect();
         train = train.subset(&idx);
+    }
+    if train.is_empty() {
+        bail!("no training images (--limit 0?)");
     }
     let test_path = args.test.clone().unwrap_or_else(|| args.data.clone());
     let test = data::resolve_source(&test_path, "t10k").and_then(|s| data::load_source(&s, &spec, &classes)).ok();
@@ -85,6 +103,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         lr_decay: args.lr_decay,
         seed: args.seed,
         augment_flip: args.flip,
+        fine_tune: Default::default(),
     };
     device.device.seed(args.seed);
     let net = arch.init(&device.device)?;
@@ -93,13 +112,17 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             if done % 20 == 0 || done == total {
                 let width = 30;
                 let filled = done * width / total;
-                eprint!("\r  epoch {epoch}/{} [{}{}] {done}/{total} loss {loss:.4}   ", args.epochs, "#".repeat(filled), " ".repeat(width - filled));
-                let _ = std::io::stderr().flush();
+                super::progress_line(format_args!(
+                    "  epoch {epoch}/{} [{}{}] {done}/{total} loss {loss:.4}   ",
+                    args.epochs,
+                    "#".repeat(filled),
+                    " ".repeat(width - filled)
+                ));
             }
         }
         TrainEvent::Epoch(r) => {
-            eprintln!(
-                "\r  epoch {}/{}: loss {:.4}, train accuracy {:.2} %, test accuracy {}, {:.0} s{}",
+            super::finish_progress_line(format_args!(
+                "  epoch {}/{}: loss {:.4}, train accuracy {:.2} %, test accuracy {}, {:.0} s{}",
                 r.epoch,
                 args.epochs,
                 r.train_loss,
@@ -107,11 +130,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                 r.test_accuracy.map(|a| format!("{:.2} %", a * 100.0)).unwrap_or_else(|| "-".into()),
                 r.seconds,
                 " ".repeat(20)
-            );
+            ));
         }
     };
     let mut plan = ShuffleAll(train.len());
-    let (net, reports) = train_net(net, &spec, &train, test.as_ref(), &settings, &mut plan, &device.device, &mut on_event, Progress::none())?;
+    let (net, reports) = train_net(net, &arch, &spec, &train, test.as_ref(), &settings, &mut plan, &device.device, &mut on_event, Progress::none())?;
     write_model(&args, &arch, spec, classes, &net, &reports, &settings)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -125,9 +148,7 @@ fn write_model(
     reports: &[EpochReport],
     settings: &TrainSettings,
 ) -> Result<()> {
-    easel_core::fsutil::ensure_dir(&args.out)?;
     let tensors = net.torch_tensors(arch)?;
-    easel_core::weights::write_safetensors(&args.out.join("weights.safetensors"), &tensors)?;
     let last = reports.last();
     let card = ModelCard {
         format: CARD_FORMAT.into(),
@@ -153,9 +174,14 @@ fn write_model(
             "epochs": reports.len(),
         }),
     };
-    card.save(&args.out.join("card.json"))?;
-    let log = serde_json::to_string_pretty(&serde_json::json!({"settings": settings, "epochs": reports}))?;
-    easel_core::fsutil::write_atomic(&args.out.join("training.json"), log.as_bytes())?;
+    let log = serde_json::to_vec_pretty(&serde_json::json!({"settings": settings, "epochs": reports}))?;
+    let files = vec![
+        (MODEL_FILES[0].to_string(), easel_core::weights::safetensors_bytes(&tensors)?),
+        (MODEL_FILES[1].to_string(), card.to_json_bytes()?),
+        (MODEL_FILES[2].to_string(), log),
+    ];
+    // the three files appear together, or not at all
+    easel_core::fsutil::write_files(&args.out, &files, args.force)?;
     eprintln!("easel: wrote {}", args.out.join("card.json").display());
     Ok(())
 }

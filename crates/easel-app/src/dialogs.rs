@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 
-use crate::command::{Command, DatasetCommand, LabCommand, Pick};
+use crate::command::{Command, DatasetCommand, LabCommand, Pick, PretrainCommand};
 
 pub struct Dialogs {
     tx: Sender<Option<Command>>,
@@ -65,5 +65,9 @@ fn ask(pick: Pick, dir: Option<PathBuf>) -> Option<Command> {
         Pick::SaveCost => Command::Dataset(DatasetCommand::SaveCost(d.add_filter("cost matrix CSV", &["csv"]).set_file_name("costs.csv").save_file()?)),
         Pick::TrainSplit => Command::Dataset(DatasetCommand::LoadTrainSplit(d.pick_folder()?)),
         Pick::Runs => Command::Lab(LabCommand::OpenRuns(d.pick_folder()?)),
+        Pick::PretrainLab => Command::Pretrain(PretrainCommand::Open(d.pick_folder()?)),
+        Pick::FinetuneFolder => Command::Pretrain(PretrainCommand::Finetune(d.pick_folder()?)),
+        Pick::SecondModel => Command::OpenSecondModel(d.add_filter("model card or weights", &["json", "safetensors", "pth", "pt"]).pick_file()?),
+        Pick::VersusPredictions => Command::Dataset(DatasetCommand::VersusPredictions(d.add_filter("predictions CSV", &["csv"]).pick_file()?)),
     })
 }

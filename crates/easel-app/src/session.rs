@@ -47,6 +47,8 @@ pub enum Change {
     Leaving,
     /// The selected image is ready (`current` holds it).
     Ready,
+    /// A second model (B) is open beside the first, to compare them.
+    SecondModel,
 }
 
 #[derive(Default)]
@@ -54,6 +56,9 @@ pub struct Session {
     pub device: Option<DeviceInfo>,
     pub model: Option<ModelSummary>,
     pub model_job: JobSlot<()>,
+    /// Model B, compared with `model` (A) in the Dataset and Compare views.
+    pub second: Option<ModelSummary>,
+    pub second_job: JobSlot<()>,
     pub images: ImageList,
     pub images_job: JobSlot<()>,
     pub current: Option<Current>,
@@ -77,6 +82,11 @@ impl Session {
     pub fn load_model(&mut self, worker: &WorkerHandle, path: PathBuf) -> Result<(), String> {
         let ticket = self.model_job.restart();
         worker.send(Request::LoadModel { ticket, path })
+    }
+
+    pub fn load_second_model(&mut self, worker: &WorkerHandle, path: PathBuf) -> Result<(), String> {
+        let ticket = self.second_job.restart();
+        worker.send(Request::LoadSecondModel { ticket, path })
     }
 
     pub fn load_images(&mut self, worker: &WorkerHandle, paths: Vec<PathBuf>) -> Result<(), String> {
@@ -121,6 +131,13 @@ impl Session {
                 self.current = None;
                 self.generation += 1;
                 Ok(Some(Change::Model))
+            }
+            Event::SecondModelLoaded { job, model } => {
+                if !self.second_job.finish(job, ()) {
+                    return Ok(None);
+                }
+                self.second = Some(*model);
+                Ok(Some(Change::SecondModel))
             }
             Event::ImagesLoaded { job, list } => {
                 if !self.images_job.finish(job, ()) {
@@ -167,8 +184,11 @@ impl Session {
                 state.selected = index;
                 Ok(Some(Change::Ready))
             }
-            Event::Failed { job: Some(job), message } if self.model_job.owns(job) || self.images_job.owns(job) || self.predict_job.owns(job) => {
+            Event::Failed { job: Some(job), message }
+                if self.model_job.owns(job) || self.images_job.owns(job) || self.predict_job.owns(job) || self.second_job.owns(job) =>
+            {
                 self.model_job.fail(job, message.clone());
+                self.second_job.fail(job, message.clone());
                 self.images_job.fail(job, message.clone());
                 self.predict_job.fail(job, message.clone());
                 Err(Event::Failed { job: None, message })

@@ -12,6 +12,10 @@ use crate::models::Architecture;
 /// The `format` string every card carries.
 pub const CARD_FORMAT: &str = "easel-model-card/1";
 
+/// Most classes a card may name: confusion and cost matrices are K x K, so K is bounded
+/// before anything is allocated.
+pub const MAX_CLASSES: usize = 4096;
+
 /// How an image of any size becomes the model's input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -56,8 +60,14 @@ impl InputSpec {
         if self.mean.len() != self.channels || self.std.len() != self.channels {
             return Err(format!("input.mean and input.std need {} values each, found {} and {}", self.channels, self.mean.len(), self.std.len()));
         }
-        if self.std.iter().any(|s| !s.is_finite() || *s == 0.0) || !self.scale.is_finite() || self.scale == 0.0 {
-            return Err("input.std and input.scale must be finite and non-zero".into());
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(format!("input.std {:?} must be positive numbers", self.std));
+        }
+        if self.mean.iter().any(|m| !m.is_finite()) {
+            return Err(format!("input.mean {:?} must be finite numbers", self.mean));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(format!("input.scale {} must be a positive number", self.scale));
         }
         if !(0.1..=1.0).contains(&self.crop_fraction) {
             return Err(format!("input.crop_fraction {} is not in 0.1..=1", self.crop_fraction));
@@ -91,24 +101,63 @@ impl ModelCard {
     /// (`model.safetensors` -> `model.json`).
     pub fn load(path: &Path) -> Result<(ModelCard, PathBuf)> {
         let card_path = card_path_for(path)?;
-        let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+        let text = crate::fsutil::read_text(&card_path)?;
         if text.trim().is_empty() {
             return Err(Error::EmptyFile { path: card_path });
         }
         let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::Card { path: card_path.clone(), reason: format!("not a model card ({e})") })?;
-        if card.format != CARD_FORMAT {
-            return Err(Error::Card { path: card_path, reason: format!("format is '{}', expected '{CARD_FORMAT}'", card.format) });
-        }
-        card.input.validate().map_err(|reason| Error::Card { path: card_path.clone(), reason })?;
-        if card.classes.is_empty() {
-            return Err(Error::Card { path: card_path, reason: "the card names no classes".into() });
-        }
+        card.validate().map_err(|reason| Error::Card { path: card_path.clone(), reason })?;
         Ok((card, card_path))
+    }
+
+    /// Everything a card must satisfy before a network is built from it: its format, its
+    /// input, and a class count within [`MAX_CLASSES`].
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.format != CARD_FORMAT {
+            return Err(format!("format is '{}', expected '{CARD_FORMAT}'", self.format));
+        }
+        self.input.validate()?;
+        if self.classes.is_empty() {
+            return Err("the card names no classes".into());
+        }
+        let k = self.classes.len().max(self.architecture.num_classes());
+        if k > MAX_CLASSES {
+            return Err(format!("{k} classes is more than the {MAX_CLASSES} easel handles"));
+        }
+        Ok(())
+    }
+
+    /// The card as pretty JSON bytes.
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::Compute(e.to_string()))
     }
 
     /// The weights file's path.
     pub fn weights_path(&self, card_path: &Path) -> PathBuf {
         card_path.parent().unwrap_or(Path::new(".")).join(&self.weights)
+    }
+
+    /// The weights file's path, which must lie inside the card's folder (after following
+    /// links) unless `allow_outside`: a card from elsewhere cannot make easel read any file.
+    pub fn weights_path_confined(&self, card_path: &Path, allow_outside: bool) -> Result<PathBuf> {
+        let path = self.weights_path(card_path);
+        if allow_outside {
+            return Ok(path);
+        }
+        let dir = card_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let outside = || Error::Card {
+            path: card_path.to_path_buf(),
+            reason: format!("its weights '{}' lie outside the card's folder; pass --allow-outside to read them anyway", self.weights),
+        };
+        if Path::new(&self.weights).is_absolute() || Path::new(&self.weights).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(outside());
+        }
+        let real_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
+        if !real.starts_with(&real_dir) {
+            return Err(outside());
+        }
+        Ok(path)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

@@ -9,6 +9,10 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("{}: {what}, not a regular file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("{}: {bytes} bytes is more than the {limit} bytes easel reads from such a file", path.display())]
+    TooLarge { path: PathBuf, bytes: u64, limit: u64 },
     #[error("{}: the file is empty", path.display())]
     EmptyFile { path: PathBuf },
     #[error("{}: not a readable image ({reason})", path.display())]

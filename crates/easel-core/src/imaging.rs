@@ -11,25 +11,28 @@ use crate::error::{Error, Result};
 /// File extensions easel treats as images when it walks a folder.
 pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
 
-/// Largest side and decoded size accepted from an untrusted file.
+/// Largest side, pixel count and decoded size accepted from an untrusted file: a small file
+/// that promises a huge picture is refused before its memory is taken.
 pub const MAX_IMAGE_SIDE_PX: u32 = 16_384;
-pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+pub const MAX_IMAGE_PIXELS: u64 = 64 << 20;
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+/// Largest image file read.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
 
-/// Decode an image file with limits, so a huge or hostile file is an error, not a crash.
+/// Decode an image file with limits, so a huge or hostile file is an error, not a crash. A
+/// folder, FIFO or device is refused before anything is read.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::Image { path: path.to_path_buf(), reason: "it is a folder".into() });
-    }
-    if meta.len() == 0 {
+    let bytes = crate::fsutil::read_regular(path, MAX_IMAGE_FILE_BYTES).map_err(|e| match e {
+        Error::NotAFile { what, .. } => Error::Image { path: path.to_path_buf(), reason: format!("it is {what}") },
+        other => other,
+    })?;
+    if bytes.is_empty() {
         return Err(Error::EmptyFile { path: path.to_path_buf() });
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode_image(&bytes).map_err(|reason| Error::Image { path: path.to_path_buf(), reason })
 }
 
-/// Decode image bytes with the same limits as [`load_image`].
-pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+fn reader(bytes: &[u8]) -> std::result::Result<image::ImageReader<std::io::Cursor<&[u8]>>, String> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
     if reader.format().is_none() {
         return Err("unknown image format".into());
@@ -39,10 +42,62 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE_PX);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(l) => format!("larger than easel accepts ({l}; at most {MAX_IMAGE_SIDE_PX} px a side)"),
+    Ok(reader)
+}
+
+/// Decode image bytes with the same limits as [`load_image`].
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+    let limit = |e: image::ImageError| match e {
+        image::ImageError::Limits(l) => format!("larger than easel accepts ({l}; at most {MAX_IMAGE_SIDE_PX} px a side and {MAX_IMAGE_PIXELS} pixels)"),
         other => other.to_string(),
-    })
+    };
+    let r = reader(bytes)?;
+    if r.format() == Some(image::ImageFormat::Jpeg) {
+        jpeg_is_complete(bytes)?;
+    }
+    let (w, h) = r.into_dimensions().map_err(limit)?;
+    if w as u64 * h as u64 > MAX_IMAGE_PIXELS {
+        return Err(format!("{w}x{h} is {} pixels, more than the {MAX_IMAGE_PIXELS} easel decodes", w as u64 * h as u64));
+    }
+    reader(bytes)?.decode().map_err(limit)
+}
+
+/// A JPEG must reach its end-of-image marker: a truncated file would otherwise decode to a
+/// picture padded with grey, and be explained as if it were whole.
+fn jpeg_is_complete(b: &[u8]) -> std::result::Result<(), String> {
+    let truncated = || Err("truncated JPEG: the data ends before the end-of-image marker".to_string());
+    let mut pos = 2;
+    loop {
+        if pos >= b.len() {
+            return truncated();
+        }
+        if b[pos] != 0xff {
+            return Err(format!("corrupt JPEG: no marker at byte {pos}"));
+        }
+        while pos < b.len() && b[pos] == 0xff {
+            pos += 1;
+        }
+        let Some(&marker) = b.get(pos) else { return truncated() };
+        pos += 1;
+        match marker {
+            0xd9 => return Ok(()),
+            0xd0..=0xd8 | 0x01 => {}
+            _ => {
+                let Some(len) = b.get(pos..pos + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else { return truncated() };
+                pos += len;
+                if marker == 0xda {
+                    // entropy-coded data runs to the next marker that is not a stuffed 0xff00
+                    // or a restart marker
+                    while pos + 1 < b.len() && !(b[pos] == 0xff && b[pos + 1] != 0 && !(0xd0..=0xd7).contains(&b[pos + 1])) {
+                        pos += 1;
+                    }
+                    if pos + 1 >= b.len() {
+                        return truncated();
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn has_image_extension(p: &Path) -> bool {

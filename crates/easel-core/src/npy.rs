@@ -40,20 +40,24 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Read a little-endian float32 (or float64, converted) C-order `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path, MAX_NPY_BYTES)?;
     parse_npy(&bytes).map_err(|reason| Error::Weights { path: path.to_path_buf(), reason })
 }
 
-fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
+/// Largest `.npy` file read (1 GiB).
+const MAX_NPY_BYTES: u64 = 1 << 30;
+
+/// Parse the bytes of a `.npy` file; every size is checked before it is used.
+pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file".into());
     }
     let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or("truncated .npy header")?).map_err(|_| "header is not text")?;
+    let header = std::str::from_utf8(bytes.get(start..start.saturating_add(header_len)).ok_or("truncated .npy header")?).map_err(|_| "header is not text")?;
     if header.contains("'fortran_order': True") {
         return Err("Fortran-order arrays are not supported".into());
     }
@@ -65,19 +69,18 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| format!("bad dimension '{s}'")))
         .collect::<std::result::Result<_, _>>()?;
-    let count: usize = shape.iter().product();
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("shape {shape:?} overflows"))?;
     let body = &bytes[start + header_len..];
+    let need = |size: usize| {
+        count.checked_mul(size).filter(|&n| n <= body.len()).ok_or_else(|| format!("truncated data: {count} values promised, {} bytes present", body.len()))
+    };
     let data: Vec<f32> = match descr {
         "<f4" => {
-            if body.len() < count * 4 {
-                return Err("truncated data".into());
-            }
+            need(4)?;
             body.chunks_exact(4).take(count).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         }
         "<f8" => {
-            if body.len() < count * 8 {
-                return Err("truncated data".into());
-            }
+            need(8)?;
             body.chunks_exact(8).take(count).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()
         }
         other => return Err(format!("unsupported dtype {other}")),

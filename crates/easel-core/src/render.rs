@@ -391,11 +391,54 @@ fn glyph_rows(ch: char) -> [u8; 5] {
         '+' => [0, 2, 7, 2, 0],
         '.' => [0, 0, 0, 0, 2],
         'e' => [0, 7, 7, 4, 7],
+        'A' => [2, 5, 7, 5, 5],
+        'B' => [6, 5, 6, 5, 6],
+        'C' => [3, 4, 4, 4, 3],
+        'D' => [6, 5, 5, 5, 6],
+        'E' => [7, 4, 6, 4, 7],
+        'F' => [7, 4, 6, 4, 4],
+        'G' => [3, 4, 5, 5, 3],
+        'H' => [5, 5, 7, 5, 5],
+        'I' => [7, 2, 2, 2, 7],
+        'J' => [1, 1, 1, 5, 2],
+        'K' => [5, 5, 6, 5, 5],
+        'L' => [4, 4, 4, 4, 7],
+        'M' => [5, 7, 7, 5, 5],
+        'N' => [6, 5, 5, 5, 5],
+        'O' => [2, 5, 5, 5, 2],
+        'P' => [6, 5, 6, 4, 4],
+        'Q' => [2, 5, 5, 7, 3],
+        'R' => [6, 5, 6, 5, 5],
+        'S' => [3, 4, 2, 1, 6],
+        'T' => [7, 2, 2, 2, 2],
+        'U' => [5, 5, 5, 5, 7],
+        'V' => [5, 5, 5, 5, 2],
+        'W' => [5, 5, 7, 7, 5],
+        'X' => [5, 5, 2, 5, 5],
+        'Y' => [5, 5, 2, 2, 2],
+        'Z' => [7, 1, 2, 4, 7],
+        '%' => [5, 1, 2, 4, 5],
+        '/' => [1, 1, 2, 4, 4],
+        ':' => [0, 2, 0, 2, 0],
+        '(' => [1, 2, 2, 2, 1],
+        ')' => [4, 2, 2, 2, 4],
+        '=' => [0, 7, 0, 7, 0],
+        '>' => [4, 2, 1, 2, 4],
+        '<' => [1, 2, 4, 2, 1],
+        ',' => [0, 0, 0, 2, 4],
+        '_' => [0, 0, 0, 0, 7],
+        '#' => [5, 7, 5, 7, 5],
+        c if c.is_ascii_lowercase() => glyph_rows(c.to_ascii_uppercase()),
         _ => [0; 5],
     }
 }
 
-/// Draw `text` in black with the built-in 3x5 font scaled by `scale`.
+/// The width in pixels of `text` drawn at `scale`.
+pub fn text_width(text: &str, scale: u32) -> u32 {
+    text.chars().count() as u32 * 4 * scale
+}
+
+/// Draw `text` in black with the built-in 3x5 font scaled by `scale` (letters as capitals).
 pub fn draw_text(img: &mut RgbaImage, x0: u32, y0: u32, text: &str, scale: u32) {
     for (i, ch) in text.chars().enumerate() {
         let rows = glyph_rows(ch);

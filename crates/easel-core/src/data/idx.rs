@@ -9,22 +9,52 @@ use crate::error::{Error, Result};
 /// Largest IDX file accepted once decompressed (1 GiB).
 const MAX_IDX_BYTES: u64 = 1 << 30;
 
+/// The bytes of an IDX file, decompressed if it is gzip. A gzip file is decompressed no further
+/// than its IDX header promises (a small file cannot make easel inflate gigabytes), and data
+/// after the gzip stream is an error.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let raw = crate::fsutil::read_regular(path, MAX_IDX_BYTES)?;
     if raw.is_empty() {
         return Err(Error::EmptyFile { path: path.to_path_buf() });
     }
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).take(MAX_IDX_BYTES).read_to_end(&mut out).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            line: 0,
-            reason: format!("not valid gzip ({e})"),
-        })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let gz_err = |e: std::io::Error| parse_err(path, format!("not valid gzip ({e})"));
+    let mut dec = flate2::bufread::GzDecoder::new(&raw[..]);
+    let mut out = vec![0u8; 4];
+    dec.read_exact(&mut out).map_err(gz_err)?;
+    let ndim = out[3] as usize;
+    if ndim == 0 || ndim > 4 {
+        return Err(parse_err(path, format!("{ndim} dimensions in the IDX header")));
+    }
+    out.resize(4 + 4 * ndim, 0);
+    dec.read_exact(&mut out[4..]).map_err(gz_err)?;
+    let promised = idx_dims(&out[4..], ndim)
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .and_then(|body| body.checked_add(out.len() as u64))
+        .filter(|&n| n <= MAX_IDX_BYTES)
+        .ok_or_else(|| parse_err(path, format!("the header promises more than the {MAX_IDX_BYTES} bytes easel reads")))?;
+    (&mut dec).take(promised - out.len() as u64 + 1).read_to_end(&mut out).map_err(gz_err)?;
+    if out.len() as u64 > promised {
+        return Err(parse_err(path, format!("decompresses to more than the {promised} bytes its header promises")));
+    }
+    if out.len() as u64 == promised {
+        // the stream must end (and its checksum hold) right here
+        let mut probe = [0u8; 1];
+        if dec.read(&mut probe).map_err(gz_err)? != 0 {
+            return Err(parse_err(path, format!("decompresses to more than the {promised} bytes its header promises")));
+        }
+        if !dec.into_inner().is_empty() {
+            return Err(parse_err(path, "data after the end of the gzip stream"));
+        }
+    }
+    Ok(out)
+}
+
+fn idx_dims(bytes: &[u8], ndim: usize) -> Vec<usize> {
+    (0..ndim).map(|i| u32::from_be_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]) as usize).collect()
 }
 
 fn parse_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -47,11 +77,17 @@ fn parse_idx(path: &Path, bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>,
     if bytes.len() < header {
         return Err(parse_err(path, "truncated header"));
     }
-    let dims: Vec<usize> = (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
-    let count: usize = dims.iter().product();
+    let dims = idx_dims(&bytes[4..], ndim);
+    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| parse_err(path, format!("dimensions {dims:?} overflow")))?;
     let body = &bytes[header..];
     if body.len() < count {
         return Err(parse_err(path, format!("truncated: {} of {count} bytes", body.len())));
+    }
+    if body.len() > count {
+        return Err(parse_err(path, format!("{} bytes after the {count} its header promises", body.len() - count)));
+    }
+    if dims.contains(&0) {
+        return Err(parse_err(path, format!("dimensions {dims:?}: the file holds no images or labels")));
     }
     Ok((dims, body[..count].to_vec()))
 }

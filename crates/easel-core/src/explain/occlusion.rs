@@ -86,6 +86,9 @@ pub struct Roi {
 /// Largest number of occluded copies per forward pass.
 pub const MAX_BATCH: usize = 1024;
 
+/// Most windows per axis in Picasso's preset.
+pub const MAX_WINDOWS: usize = 1024;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OcclusionParams {
     /// Window (height, width) in pixels.
@@ -102,8 +105,8 @@ pub struct OcclusionParams {
 impl OcclusionParams {
     /// Picasso's preset: a window of `fraction` of the side and `windows` positions per axis.
     pub fn picasso(height: usize, width: usize, fraction: f32, windows: usize, fill: Fill) -> Result<Self> {
-        if !(0.0..=1.0).contains(&fraction) || fraction == 0.0 || windows == 0 {
-            return Err(Error::invalid("window fraction must be in (0, 1] and windows per axis at least 1"));
+        if !(0.0..=1.0).contains(&fraction) || fraction == 0.0 || windows == 0 || windows > MAX_WINDOWS {
+            return Err(Error::invalid(format!("window fraction must be in (0, 1] and windows per axis in 1..={MAX_WINDOWS}")));
         }
         let wh = ((height as f32 * fraction).round() as usize).max(1);
         let ww = ((width as f32 * fraction).round() as usize).max(1);
@@ -124,7 +127,7 @@ impl OcclusionParams {
             return Err(Error::invalid(format!("the occlusion window {wh}x{ww} is larger than the {height}x{width} input")));
         }
         if let Some(r) = self.roi
-            && (r.width < ww || r.height < wh || r.x + r.width > width || r.y + r.height > height)
+            && (r.width < ww || r.height < wh || r.x.checked_add(r.width).is_none_or(|e| e > width) || r.y.checked_add(r.height).is_none_or(|e| e > height))
         {
             return Err(Error::invalid(format!(
                 "the region of interest {}x{} at ({}, {}) must lie inside the {height}x{width} input and hold one window",

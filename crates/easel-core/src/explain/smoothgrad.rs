@@ -91,6 +91,15 @@ impl NoiseParams {
         if self.base == NoiseBase::Ig && self.ig_steps == 0 {
             return Err(Error::invalid("integrated gradients inside the noise tunnel needs at least 1 step"));
         }
+        if self.base == NoiseBase::Ig && self.samples.saturating_mul(self.ig_steps) > MAX_SAMPLES * 10 {
+            return Err(Error::invalid(format!(
+                "{} samples x {} IG steps is {} backward passes, more than the {} allowed",
+                self.samples,
+                self.ig_steps,
+                self.samples.saturating_mul(self.ig_steps),
+                MAX_SAMPLES * 10
+            )));
+        }
         Ok(())
     }
 }

@@ -35,49 +35,59 @@ impl CostMatrix {
     }
 
     /// Read K lines of K comma-separated non-negative numbers (lines starting with `#` and a
-    /// header of class names are skipped).
+    /// header of class names are skipped). K is at most [`crate::card::MAX_CLASSES`].
     pub fn read_csv(path: &Path, k: usize) -> Result<CostMatrix> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsutil::read_text(path)?;
         Self::parse_csv(&text, path, k)
     }
 
     pub fn parse_csv(text: &str, path: &Path, k: usize) -> Result<CostMatrix> {
         let err = |line: usize, reason: String| Error::Parse { path: path.to_path_buf(), line, reason };
+        if k > crate::card::MAX_CLASSES {
+            return Err(err(1, format!("a {k} x {k} cost matrix: more than the {} classes easel handles", crate::card::MAX_CLASSES)));
+        }
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).comment(Some(b'#')).trim(csv::Trim::All).from_reader(text.as_bytes());
         let mut rows = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let t = raw.trim();
-            if t.is_empty() || t.starts_with('#') {
+        let mut last_line = 1;
+        for (i, rec) in rdr.records().enumerate() {
+            let rec = rec.map_err(|e| err(e.position().map_or(i + 1, |p| p.line() as usize), e.to_string()))?;
+            let line = rec.position().map_or(i + 1, |p| p.line() as usize);
+            last_line = line;
+            if rec.iter().all(str::is_empty) {
                 continue;
             }
-            let fields: Vec<&str> = t.split(',').map(str::trim).collect();
-            if rows.is_empty() && fields.iter().any(|f| f.parse::<f64>().is_err()) {
+            if rec.len() != k {
+                if rows.is_empty() && rec.iter().any(|f| f.parse::<f64>().is_err()) && rec.len() <= crate::card::MAX_CLASSES {
+                    continue; // a header of class names
+                }
+                return Err(err(line, format!("{} costs on this row, the model has {k} classes", rec.len())));
+            }
+            if rows.is_empty() && rec.iter().any(|f| f.parse::<f64>().is_err()) {
                 continue; // a header of class names
             }
-            let vals: Vec<f64> = fields.iter().map(|f| f.parse::<f64>().map_err(|_| err(line, format!("'{f}' is not a number")))).collect::<Result<_>>()?;
-            if vals.len() != k {
-                return Err(err(line, format!("{} costs on this row, the model has {k} classes", vals.len())));
-            }
+            let vals: Vec<f64> = rec.iter().map(|f| f.parse::<f64>().map_err(|_| err(line, format!("'{f}' is not a number")))).collect::<Result<_>>()?;
             if let Some(v) = vals.iter().find(|v| !v.is_finite() || **v < 0.0) {
                 return Err(err(line, format!("cost {v} is negative or not finite")));
+            }
+            if rows.len() == k {
+                return Err(err(line, format!("more than {k} rows (a {k} x {k} matrix)")));
             }
             rows.push(vals);
         }
         if rows.len() != k {
-            return Err(err(text.lines().count().max(1), format!("{} rows, expected {k} (a {k} x {k} matrix)", rows.len())));
+            return Err(err(last_line, format!("{} rows, expected {k} (a {k} x {k} matrix)", rows.len())));
         }
         Ok(CostMatrix { costs: rows })
     }
 
     pub fn to_csv(&self, classes: &[String]) -> String {
-        let mut out = String::from("# rows: true class, columns: predicted class\n");
-        out.push_str(&classes.iter().map(|c| c.replace(',', " ")).collect::<Vec<_>>().join(","));
-        out.push('\n');
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(classes);
         for r in &self.costs {
-            out.push_str(&r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(","));
-            out.push('\n');
+            let _ = w.write_record(r.iter().map(|v| format!("{v}")));
         }
-        out
+        let body = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+        format!("# rows: true class, columns: predicted class\n{body}")
     }
 
     /// The mean cost of missing `class` (predicting another) and of a false alarm (predicting

@@ -77,7 +77,16 @@ pub struct LabelIssue {
 /// labelled j; a sample labelled y is an issue when some other class j has p_j >= t_j and is
 /// the most probable such class. Ranked by normalized margin, most suspicious first.
 pub fn label_issues(p: &Predictions) -> Vec<LabelIssue> {
-    let Some(probs) = &p.probs else { return Vec::new() };
+    let Some(thresholds) = class_thresholds(p) else { return Vec::new() };
+    let mut out = issues_above(p, &thresholds, 0);
+    out.sort_by(|a, b| a.normalized_margin.total_cmp(&b.normalized_margin));
+    out
+}
+
+/// Class j's threshold: the mean p_j over samples labelled j (1 for a class with none);
+/// `None` without probabilities.
+pub fn class_thresholds(p: &Predictions) -> Option<Vec<f32>> {
+    let probs = p.probs.as_ref()?;
     let k = p.k();
     let mut sum = vec![0.0f64; k];
     let mut n = vec![0usize; k];
@@ -85,19 +94,28 @@ pub fn label_issues(p: &Predictions) -> Vec<LabelIssue> {
         sum[l] += row[l] as f64;
         n[l] += 1;
     }
-    let thresholds: Vec<f32> = (0..k).map(|j| if n[j] == 0 { 1.0 } else { (sum[j] / n[j] as f64) as f32 }).collect();
-    let mut out: Vec<LabelIssue> = probs
+    Some(thresholds_from(&sum, &n))
+}
+
+pub(crate) fn thresholds_from(sum: &[f64], n: &[usize]) -> Vec<f32> {
+    sum.iter().zip(n).map(|(&s, &c)| if c == 0 { 1.0 } else { (s / c as f64) as f32 }).collect()
+}
+
+/// The samples of `p` whose label looks wrong under `thresholds`, in row order; indices are
+/// offset by `first_index` (for a set read in chunks).
+pub fn issues_above(p: &Predictions, thresholds: &[f32], first_index: usize) -> Vec<LabelIssue> {
+    let Some(probs) = &p.probs else { return Vec::new() };
+    let k = p.k();
+    probs
         .iter()
         .zip(&p.labels)
         .enumerate()
         .filter_map(|(i, (row, &y))| {
             let suggested = (0..k).filter(|&j| j != y && row[j] >= thresholds[j]).max_by(|&a, &b| row[a].total_cmp(&row[b]))?;
             let other = (0..k).filter(|&j| j != y).map(|j| row[j]).fold(f32::NEG_INFINITY, f32::max);
-            Some(LabelIssue { index: i, given: y, suggested, self_confidence: row[y], normalized_margin: row[y] - other })
+            Some(LabelIssue { index: first_index + i, given: y, suggested, self_confidence: row[y], normalized_margin: row[y] - other })
         })
-        .collect();
-    out.sort_by(|a, b| a.normalized_margin.total_cmp(&b.normalized_margin));
-    out
+        .collect()
 }
 
 /// The indices of one confusion-matrix cell, most confident mistakes first.

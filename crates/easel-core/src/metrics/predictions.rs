@@ -44,7 +44,7 @@ impl Predictions {
     /// Read `path,label,p0,...,pK-1` or `path,label,pred` (a header line first). Labels and
     /// predictions are class indices. Every malformed line is an error with its number.
     pub fn read_csv(path: &Path, classes: Option<&[String]>) -> Result<Predictions> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsutil::read_text(path)?;
         Self::parse_csv(&text, path, classes)
     }
 
@@ -54,6 +54,9 @@ impl Predictions {
         let header: Vec<String> = rdr.headers().map_err(|e| err(1, e.to_string()))?.iter().map(|h| h.trim().to_string()).collect();
         if header.len() < 3 || header[0] != "path" || header[1] != "label" {
             return Err(err(1, "the header must be `path,label,p0,...,pK-1` or `path,label,pred`".into()));
+        }
+        if header.len() - 2 > crate::card::MAX_CLASSES {
+            return Err(err(1, format!("{} probability columns: more than the {} classes easel handles", header.len() - 2, crate::card::MAX_CLASSES)));
         }
         let with_probs = !(header.len() == 3 && header[2] == "pred");
         let k = if with_probs {
@@ -73,8 +76,8 @@ impl Predictions {
         };
         let (mut paths, mut labels, mut probs, mut preds) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, rec) in rdr.records().enumerate() {
-            let line = i + 2;
-            let rec = rec.map_err(|e| err(line, e.to_string()))?;
+            let rec = rec.map_err(|e| err(e.position().map_or(i + 2, |p| p.line() as usize), e.to_string()))?;
+            let line = rec.position().map_or(i + 2, |p| p.line() as usize);
             if rec.len() != header.len() {
                 return Err(err(line, format!("{} fields, the header has {}", rec.len(), header.len())));
             }
@@ -110,23 +113,29 @@ impl Predictions {
         Ok(Predictions { classes: class_names, paths, labels, probs: with_probs.then_some(probs), preds })
     }
 
+    /// `path,label,p0,...` (or `path,label,pred`), written with the `csv` crate so a path with
+    /// a comma, quote or line break reads back as it was.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("path,label");
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["path".to_string(), "label".to_string()];
         match &self.probs {
-            Some(_) => (0..self.k()).for_each(|i| out.push_str(&format!(",p{i}"))),
-            None => out.push_str(",pred"),
+            Some(_) => header.extend((0..self.k()).map(|i| format!("p{i}"))),
+            None => header.push("pred".into()),
         }
-        out.push('\n');
+        let mut rows = vec![header];
         for i in 0..self.len() {
-            let p = self.paths[i].replace([',', '\n'], "_");
-            out.push_str(&format!("{p},{}", self.labels[i]));
+            let mut row = vec![self.paths[i].clone(), self.labels[i].to_string()];
             match &self.probs {
-                Some(probs) => probs[i].iter().for_each(|v| out.push_str(&format!(",{v:.7}"))),
-                None => out.push_str(&format!(",{}", self.preds[i])),
+                Some(probs) => row.extend(probs[i].iter().map(|v| format!("{v:.7}"))),
+                None => row.push(self.preds[i].to_string()),
             }
-            out.push('\n');
+            rows.push(row);
         }
-        out
+        for row in rows {
+            // writing into a Vec cannot fail
+            let _ = w.write_record(&row);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
     }
 
     /// Merge groups of classes (e.g. Shirt with T-shirt/top): merged probabilities are sums,

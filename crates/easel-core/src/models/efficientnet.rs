@@ -234,6 +234,20 @@ impl super::NetModule for EfficientNetLite {
     fn forward_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2> {
         EfficientNetLite::forward_from(self, a, stage)
     }
+    fn with_classes(c: &EfficientNetConfig, k: usize) -> EfficientNetConfig {
+        EfficientNetConfig { num_classes: k, ..c.clone() }
+    }
+    fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let last = self.num_stages() - 1;
+        let a = EfficientNetLite::forward_to(self, x, last); // [B, 1280, h, w]
+        a.mean_dim(3).mean_dim(2).flatten(1, 3) // [B, 1280]
+    }
+    fn head(&self) -> &Linear {
+        &self.fc
+    }
+    fn head_mut(&mut self) -> &mut Linear {
+        &mut self.fc
+    }
 }
 
 #[cfg(test)]

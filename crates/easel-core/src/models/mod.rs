@@ -8,6 +8,7 @@ pub mod small_cnn;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,16 @@ pub trait NetModule: Module + Clone + std::fmt::Debug + Sized {
     /// # Shapes
     /// - `a`: the activation after `stage` -> logits `[B, K]`
     fn forward_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2>;
+    /// The same architecture with `k` classes (a new output layer).
+    fn with_classes(config: &Self::Config, k: usize) -> Self::Config;
+    /// What the output layer sees (the backbone's features).
+    ///
+    /// # Shapes
+    /// - `x`: `[B, C, H, W]` -> `[B, F]`
+    fn features(&self, x: Tensor<4>) -> Tensor<2>;
+    /// The output layer: logits = `head(features(x))`.
+    fn head(&self) -> &Linear;
+    fn head_mut(&mut self) -> &mut Linear;
 }
 
 /// Code that runs on whichever module a [`Net`] holds and gives back a module of that type
@@ -146,6 +157,25 @@ macro_rules! architectures {
             pub fn num_params(&self) -> usize {
                 match self { $(Net::$variant(m) => m.num_params(),)+ }
             }
+            /// # Shapes
+            /// - `x`: `[B, C, H, W]` -> the output layer's input `[B, F]`
+            pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+                match self { $(Net::$variant(m) => m.features(x),)+ }
+            }
+            pub fn head(&self) -> &Linear {
+                match self { $(Net::$variant(m) => m.head(),)+ }
+            }
+            /// Replace the output layer (e.g. one trained on cached features).
+            pub fn set_head(&mut self, head: Linear) {
+                match self { $(Net::$variant(m) => *m.head_mut() = head,)+ }
+            }
+        }
+
+        impl Architecture {
+            /// The same architecture with `k` classes.
+            pub fn with_classes(&self, k: usize) -> Architecture {
+                match self { $(Architecture::$variant(c) => Architecture::$variant(<$module>::with_classes(c, k)),)+ }
+            }
         }
     };
 }
@@ -178,6 +208,16 @@ impl NetVisit for CollectTensors {
 }
 
 impl Net {
+    /// A fresh output layer for `k` classes; the backbone is kept (fine-tuning to new classes).
+    ///
+    /// # Shapes
+    /// - the head becomes `[F, k]`
+    pub fn reset_head(mut self, k: usize, device: &Device) -> Net {
+        let [features, _] = self.head().weight.shape().dims::<2>();
+        self.set_head(LinearConfig::new(features, k).init(device));
+        self
+    }
+
     fn apply(self, map: &weights::TensorMap, arch: &Architecture, device: &Device) -> Result<Net> {
         self.map_with(&mut ApplyTensors { map, arch, device })
     }
@@ -201,9 +241,20 @@ pub struct Classifier {
 
 impl Classifier {
     /// Load a card (or a weights file with its card beside it) and its weights onto `device`.
+    /// The weights must lie in the card's folder (see [`Classifier::load_allowing_outside`]).
     pub fn load(path: &Path, device: &Device) -> Result<Classifier> {
+        Self::load_with(path, device, false)
+    }
+
+    /// Load a card whose weights may lie outside its folder (the CLI's `--allow-outside`).
+    pub fn load_allowing_outside(path: &Path, device: &Device) -> Result<Classifier> {
+        Self::load_with(path, device, true)
+    }
+
+    /// [`Classifier::load`], with the weights confined to the card's folder unless `allow_outside`.
+    pub fn load_with(path: &Path, device: &Device, allow_outside: bool) -> Result<Classifier> {
         let (card, card_path) = ModelCard::load(path)?;
-        let weights_path = card.weights_path(&card_path);
+        let weights_path = card.weights_path_confined(&card_path, allow_outside)?;
         let map = weights::read_tensors(&weights_path)?;
         Self::from_tensors(card, card_path, &map, device)
     }
@@ -223,12 +274,7 @@ impl Classifier {
         }
         arch.check_input(&card.input).map_err(|reason| Error::Card { path: card_path.clone(), reason })?;
         let net = arch.init(device)?.apply(map, arch, device)?.valid();
-        let hash = std::fs::read(&map.path)
-            .map(|b| {
-                use sha2::Digest;
-                weights::hex(&sha2::Sha256::digest(&b))[..16].to_string()
-            })
-            .unwrap_or_default();
+        let hash = map.sha256.chars().take(16).collect();
         Ok(Classifier { card, card_path, net, device: device.clone(), hash })
     }
 

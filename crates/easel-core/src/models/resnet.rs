@@ -236,4 +236,17 @@ impl super::NetModule for ResNet {
     fn forward_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2> {
         ResNet::forward_from(self, a, stage)
     }
+    fn with_classes(c: &ResNetConfig, k: usize) -> ResNetConfig {
+        ResNetConfig { num_classes: k, ..c.clone() }
+    }
+    fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let a = ResNet::forward_to(self, x, 4); // [B, 512 e, h, w]
+        a.mean_dim(3).mean_dim(2).flatten(1, 3) // [B, 512 e]
+    }
+    fn head(&self) -> &Linear {
+        &self.fc
+    }
+    fn head_mut(&mut self) -> &mut Linear {
+        &mut self.fc
+    }
 }

@@ -61,8 +61,48 @@ impl SmallCnnConfig {
         }
     }
 
+    /// Parameters and per-image activations are bounded before anything is allocated, with
+    /// checked arithmetic: a card cannot ask for a network that does not fit in memory.
+    pub fn check_bounds(&self) -> std::result::Result<(), String> {
+        const MAX_PARAMS: u64 = 100_000_000;
+        const MAX_ACTIVATIONS: u64 = 64 << 20;
+        const MAX_LAYERS: usize = 32;
+        if self.convs.len() > MAX_LAYERS || self.hidden.len() > MAX_LAYERS {
+            return Err(format!("{} convolutions and {} hidden layers: at most {MAX_LAYERS} of each", self.convs.len(), self.hidden.len()));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout {} must be in [0, 1)", self.dropout));
+        }
+        let too_big = || format!("the network is larger than easel handles (at most {MAX_PARAMS} parameters and {MAX_ACTIVATIONS} activations per image)");
+        let mul = |a: u64, b: usize| a.checked_mul(b as u64).ok_or_else(too_big);
+        let (mut params, mut c, mut h, mut w) = (0u64, self.in_channels, self.height, self.width);
+        for (i, spec) in self.convs.iter().enumerate() {
+            if spec.out_channels == 0 || spec.kernel == 0 || spec.kernel > 31 {
+                return Err(format!("conv{}: {} channels with a {}x{0} kernel (1..=31 px)", i + 1, spec.out_channels, spec.kernel));
+            }
+            params = params.saturating_add(mul(mul(mul(c as u64, spec.out_channels)?, spec.kernel)?, spec.kernel)?);
+            if mul(mul(h as u64, w)?, spec.out_channels)? > MAX_ACTIVATIONS {
+                return Err(too_big());
+            }
+            (c, h, w) = (spec.out_channels, if spec.pool { h / 2 } else { h }, if spec.pool { w / 2 } else { w });
+        }
+        let mut width = mul(mul(c as u64, h)?, w)?;
+        for &next in self.hidden.iter().chain(std::iter::once(&self.num_classes)) {
+            if next == 0 {
+                return Err("a linear layer has no outputs".into());
+            }
+            params = params.saturating_add(mul(width, next)?);
+            width = next as u64;
+        }
+        if params > MAX_PARAMS {
+            return Err(too_big());
+        }
+        Ok(())
+    }
+
     /// Spatial size after every block, and the flattened feature count.
     pub fn feature_size(&self) -> Result<(usize, usize, usize)> {
+        self.check_bounds().map_err(Error::Invalid)?;
         let (mut h, mut w, mut c) = (self.height, self.width, self.in_channels);
         for (i, spec) in self.convs.iter().enumerate() {
             if spec.kernel % 2 == 0 {
@@ -187,6 +227,16 @@ impl SmallCnn {
     /// # Shapes
     /// - `a`: `[B, C_stage, H_stage, W_stage]` -> `[B, K]`
     pub fn forward_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2> {
+        let f = self.features_from(a, stage);
+        let last = self.fcs.len() - 1;
+        self.fcs[last].forward(self.dropout.forward(f))
+    }
+
+    /// What the output layer sees, from the output of `forward_to(.., stage)`.
+    ///
+    /// # Shapes
+    /// - `a`: `[B, C_stage, H_stage, W_stage]` -> `[B, F]`
+    pub fn features_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2> {
         let mut x = a;
         if self.convs[stage].pool {
             x = self.pool.forward(x);
@@ -203,11 +253,8 @@ impl SmallCnn {
         }
         let mut x: Tensor<2> = x.flatten(1, 3); // [B, C*H*W], C-major like PyTorch
         let last = self.fcs.len() - 1;
-        for (j, fc) in self.fcs.iter().enumerate() {
-            x = fc.forward(self.dropout.forward(x));
-            if j < last {
-                x = relu(x);
-            }
+        for fc in &self.fcs[..last] {
+            x = relu(fc.forward(self.dropout.forward(x)));
         }
         x
     }
@@ -255,7 +302,7 @@ impl super::NetModule for SmallCnn {
         if c.in_channels != i.channels || c.height != i.height || c.width != i.width {
             return Err(format!("the architecture takes {}x{}x{} but input says {}x{}x{}", c.in_channels, c.height, c.width, i.channels, i.height, i.width));
         }
-        Ok(())
+        c.check_bounds()
     }
     fn torch_name(path: &[String]) -> String {
         torch_name(path)
@@ -277,5 +324,18 @@ impl super::NetModule for SmallCnn {
     }
     fn forward_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2> {
         SmallCnn::forward_from(self, a, stage)
+    }
+    fn with_classes(c: &SmallCnnConfig, k: usize) -> SmallCnnConfig {
+        SmallCnnConfig { num_classes: k, ..c.clone() }
+    }
+    fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let last = self.convs.len() - 1;
+        self.features_from(self.forward_to(x, last), last)
+    }
+    fn head(&self) -> &Linear {
+        self.fcs.last().expect("a small CNN has an output layer")
+    }
+    fn head_mut(&mut self) -> &mut Linear {
+        self.fcs.last_mut().expect("a small CNN has an output layer")
     }
 }

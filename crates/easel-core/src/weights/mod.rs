@@ -14,6 +14,12 @@ use sha2::Digest;
 
 use crate::error::{Error, Result};
 
+mod pickle;
+mod pth;
+mod st;
+
+pub use pth::MAX_ELEMENTS;
+
 /// One tensor read from a file, as float32 in row-major order.
 #[derive(Clone, Debug)]
 pub struct HostTensor {
@@ -26,132 +32,62 @@ pub struct HostTensor {
 pub struct TensorMap {
     pub path: PathBuf,
     pub tensors: BTreeMap<String, HostTensor>,
+    /// SHA-256 of the bytes the tensors were read from, hex.
+    pub sha256: String,
 }
 
 /// Largest weights file easel reads (2 GiB): a bigger one is not a classifier we support.
-const MAX_WEIGHTS_BYTES: u64 = 2 << 30;
+pub const MAX_WEIGHTS_BYTES: u64 = 2 << 30;
 
-/// Read every tensor of a `.safetensors` or PyTorch `.pth`/`.pt` file.
+/// Read every tensor of a `.safetensors` or PyTorch `.pth`/`.pt` file. The format is told by
+/// structure, not by name or first bytes: safetensors is an 8-byte little-endian length and a
+/// JSON header of that length; a `.pth` is a zip holding `*/data.pkl` or a legacy pickle
+/// stream. A folder, FIFO or device is refused before anything is read.
 pub fn read_tensors(path: &Path) -> Result<TensorMap> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() == 0 {
+    let bytes = crate::fsutil::read_regular(path, MAX_WEIGHTS_BYTES)?;
+    if bytes.is_empty() {
         return Err(Error::EmptyFile { path: path.to_path_buf() });
     }
-    if meta.len() > MAX_WEIGHTS_BYTES {
-        return Err(Error::Weights { path: path.to_path_buf(), reason: format!("{} bytes is larger than the {} byte limit", meta.len(), MAX_WEIGHTS_BYTES) });
+    let sha256 = hex(&sha2::Sha256::digest(&bytes));
+    let tensors = match st::detect(&bytes) {
+        st::Detected::Safetensors => st::read(&bytes).map_err(|r| weights_err(path, format!("not a valid safetensors file ({r})")))?,
+        st::Detected::No if pth::is_pytorch_zip(&bytes) => pth::read_zip(&bytes).map_err(|r| pytorch_err(path, r))?,
+        st::Detected::No if pth::is_legacy(&bytes) => pth::read_legacy(&bytes).map_err(|r| pytorch_err(path, r))?,
+        st::Detected::No if bytes[0] == 0x80 => {
+            // a bare pickle: its globals are checked all the same, but it has no tensor data
+            let reason = match pickle::load(&bytes, pickle::Storages::Refused) {
+                Err(r) => r,
+                Ok(_) => "a bare pickle holds no tensor data (torch.save writes a zip)".into(),
+            };
+            return Err(pytorch_err(path, reason));
+        }
+        st::Detected::No if zip::ZipArchive::new(std::io::Cursor::new(&bytes[..])).is_ok() => {
+            return Err(weights_err(path, "a zip without a */data.pkl entry, so not a PyTorch file"));
+        }
+        st::Detected::No => {
+            return Err(weights_err(
+                path,
+                "neither safetensors (an 8-byte length and a JSON header) nor PyTorch (a zip with data.pkl, or a legacy pickle stream)",
+            ));
+        }
+    };
+    if tensors.is_empty() {
+        return Err(weights_err(path, "the file holds no tensors"));
     }
-    let mut head = [0u8; 4];
-    {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let _ = f.read(&mut head).map_err(|e| Error::io(path, e))?;
-    }
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    // A zip (`PK`) or a raw pickle (0x80 protocol byte) is PyTorch; anything else is tried as
-    // safetensors, whose first 8 bytes are the header length.
-    let is_pytorch = &head[..2] == b"PK" || head[0] == 0x80 || ext == "pth" || ext == "pt" || ext == "bin";
-    let tensors = if is_pytorch { read_pytorch(path)? } else { read_safetensors(path)? };
-    Ok(TensorMap { path: path.to_path_buf(), tensors })
+    Ok(TensorMap { path: path.to_path_buf(), tensors, sha256 })
 }
 
 fn weights_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Weights { path: path.to_path_buf(), reason: reason.into() }
 }
 
-fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_err(path, format!("not a valid safetensors file ({e})")))?;
-    let mut out = BTreeMap::new();
-    for (name, view) in st.iter() {
-        let data = floats_from_bytes(view.data(), safetensors_dtype(view.dtype())).map_err(|r| weights_err(path, format!("tensor '{name}': {r}")))?;
-        out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });
-    }
-    Ok(out)
-}
-
-#[derive(Clone, Copy, Debug)]
-enum FloatKind {
-    F32,
-    F64,
-    F16,
-    BF16,
-    Int64,
-    Other,
-}
-
-fn safetensors_dtype(d: safetensors::Dtype) -> FloatKind {
-    use safetensors::Dtype as D;
-    match d {
-        D::F32 => FloatKind::F32,
-        D::F64 => FloatKind::F64,
-        D::F16 => FloatKind::F16,
-        D::BF16 => FloatKind::BF16,
-        D::I64 => FloatKind::Int64,
-        _ => FloatKind::Other,
-    }
-}
-
-fn floats_from_bytes(bytes: &[u8], kind: FloatKind) -> std::result::Result<Vec<f32>, String> {
-    Ok(match kind {
-        FloatKind::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        FloatKind::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
-        FloatKind::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        FloatKind::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        // BatchNorm's `num_batches_tracked` counters: kept as numbers, ignored by the loader.
-        FloatKind::Int64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
-        FloatKind::Other => return Err("unsupported element type".into()),
-    })
-}
-
-fn read_pytorch(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
-    use burn::store::pytorch_reader::{DType, PytorchReader};
-    let reader = PytorchReader::new(path).map_err(|e| weights_err(path, format!("not a PyTorch state dict easel can read safely ({e})")))?;
-    // The reader never runs pickle code: a call it does not know is kept as its name. A
-    // state dict holds tensors, numbers and dictionaries only, so any other call is refused.
-    if let Ok(tree) = PytorchReader::read_pickle_data(path, None) {
-        let mut calls = Vec::new();
-        foreign_calls(&tree, &mut calls);
-        if let Some(first) = calls.first() {
-            return Err(weights_err(path, format!("the pickle calls {first}, which no state dict does (easel never runs pickle code; nothing was executed)")));
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (name, t) in reader.into_tensors() {
-        let kind = match t.dtype() {
-            DType::F32 => FloatKind::F32,
-            DType::F64 => FloatKind::F64,
-            DType::F16 => FloatKind::F16,
-            DType::BF16 => FloatKind::BF16,
-            DType::I64 => FloatKind::Int64,
-            _ => FloatKind::Other,
-        };
-        let bytes = t.read().map_err(|e| weights_err(path, format!("tensor '{name}' cannot be read ({e})")))?;
-        // PyTorch writes native-endian; every platform easel targets is little-endian.
-        let data = floats_from_bytes(&bytes, kind).map_err(|r| weights_err(path, format!("tensor '{name}': {r}")))?;
-        out.insert(name, HostTensor { shape: t.shape().to_vec(), data });
-    }
-    Ok(out)
-}
-
-/// Names of Python callables in a pickle that are not part of PyTorch's tensor format.
-fn foreign_calls(v: &burn::store::pytorch_reader::PickleValue, out: &mut Vec<String>) {
-    use burn::store::pytorch_reader::PickleValue as P;
-    match v {
-        P::Unsupported(name) => {
-            let benign = name.starts_with("torch") || name.starts_with("collections.OrderedDict") || name.starts_with("numpy");
-            if !benign && !out.contains(name) {
-                out.push(name.clone());
-            }
-        }
-        P::List(items) => items.iter().for_each(|i| foreign_calls(i, out)),
-        P::Dict(map) => map.values().for_each(|i| foreign_calls(i, out)),
-        _ => {}
-    }
+fn pytorch_err(path: &Path, reason: String) -> Error {
+    weights_err(path, format!("not a PyTorch state dict easel can read safely: {reason}"))
 }
 
 /// The SHA-256 of a file, hex: the model hash reports and caches carry.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path, MAX_WEIGHTS_BYTES)?;
     Ok(hex(&sha2::Sha256::digest(&bytes)))
 }
 
@@ -222,6 +158,15 @@ impl ModuleMapper for Loader<'_> {
         self.used.insert(key.clone());
         if found.shape != torch_shape {
             self.errors.push(Error::TensorShape { path: self.file.to_path_buf(), name: key, expected: torch_shape, found: found.shape.clone() });
+            return param;
+        }
+        if found.data.len() != found.shape.iter().product::<usize>() {
+            self.errors.push(weights_err(self.file, format!("tensor '{key}' holds {} values for shape {:?}", found.data.len(), found.shape)));
+            return param;
+        }
+        if let Some(i) = found.data.iter().position(|v| !v.is_finite()) {
+            let reason = format!("tensor '{key}' holds {} at element {i}: a model with NaN or infinite weights gives no meaningful output", found.data[i]);
+            self.errors.push(weights_err(self.file, reason));
             return param;
         }
         let data = if transposed { transpose2(&found.data, found.shape[0], found.shape[1]) } else { found.data.clone() };
@@ -324,6 +269,11 @@ pub fn collect_tensors<M: Module>(module: &M, namer: TorchNamer) -> Result<Vec<(
 
 /// Write tensors as a float32 safetensors file (atomically), readable by PyTorch and easel.
 pub fn write_safetensors(path: &Path, tensors: &[(String, HostTensor)]) -> Result<()> {
+    crate::fsutil::write_atomic(path, &safetensors_bytes(tensors)?)
+}
+
+/// The bytes of a float32 safetensors file holding `tensors`.
+pub fn safetensors_bytes(tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
         tensors.iter().map(|(k, t)| (k.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
@@ -334,8 +284,33 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, HostTensor)]) -> Resul
                 .map_err(|e| Error::Compute(format!("tensor '{k}': {e}")))
         })
         .collect::<Result<_>>()?;
-    let serialized = safetensors::serialize(views, None).map_err(|e| Error::Compute(format!("cannot serialise weights: {e}")))?;
-    crate::fsutil::write_atomic(path, &serialized)
+    safetensors::serialize(views, None).map_err(|e| Error::Compute(format!("cannot serialise weights: {e}")))
+}
+
+struct Namer {
+    stack: Vec<(String, String)>,
+    namer: TorchNamer,
+    out: Vec<(burn::module::ParamId, String)>,
+}
+
+impl ModuleVisitor for Namer {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.stack.push((name.to_string(), container_type.to_string()));
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (key, _) = torch_key(&self.stack, self.namer);
+        self.out.push((param.id, key));
+    }
+}
+
+/// Every float parameter's id and PyTorch name (for training some layers and not others).
+pub fn param_names<M: Module>(module: &M, namer: TorchNamer) -> Vec<(burn::module::ParamId, String)> {
+    let mut n = Namer { stack: Vec::new(), namer, out: Vec::new() };
+    module.visit(&mut n);
+    n.out
 }
 
 #[cfg(test)]
