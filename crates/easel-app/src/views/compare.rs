@@ -1,5 +1,6 @@
 //! The Compare view: methods x classes for one image (predicted next to true or runner-up), or
-//! one method across several images, optionally on one colour scale per method.
+//! one method across several images, optionally on one colour scale per method; or model A
+//! and model B side by side ([`super::pair`]).
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use easel_jobs::{JobId, JobSlot, Ticket};
 use eframe::egui;
 
 use super::explain::{DEBOUNCE, ExplainView};
+use super::pair::{self, PairPanel};
 use crate::command::{Command, CompareCommand};
 use crate::ctx::Ctx;
 use crate::session::Session;
@@ -44,6 +46,8 @@ pub struct CompareView {
     /// The image generation the grid was made for (methods x classes).
     pub generation: u64,
     auto_at: Option<Instant>,
+    /// Model A and model B side by side.
+    pub pair: PairPanel,
 }
 
 impl CompareView {
@@ -62,15 +66,25 @@ impl CompareView {
         }
         self.cells.clear();
         self.auto_at = None;
+        self.pair.clear();
     }
 
-    pub fn image_ready(&mut self, ctx: &mut Ctx) {
+    pub fn image_ready(&mut self, explain: &ExplainSettings, ctx: &mut Ctx) {
+        if self.pair.image_ready(explain, ctx) {
+            return;
+        }
         self.auto_at = Some(Instant::now() + DEBOUNCE);
         ctx.egui.request_repaint_after(DEBOUNCE);
     }
 
     /// Entering the view: build the grid for the image on screen if it has none.
     pub fn enter(&mut self, settings: &CompareSettings, explain: &ExplainSettings, ctx: &mut Ctx) {
+        if self.pair.active {
+            if !self.pair.is_pending() && !self.pair.job.is_running() && self.pair.shown(ctx.session.generation()).is_none() {
+                self.pair.run(None, explain, ctx);
+            }
+            return;
+        }
         if self.cells.is_empty() || (self.generation != ctx.session.generation() && !self.is_running()) {
             self.methods_by_classes(settings, explain, ctx);
         }
@@ -81,7 +95,11 @@ impl CompareView {
             let now = Instant::now();
             if now >= at {
                 self.auto_at = None;
-                self.methods_by_classes(settings, explain, ctx);
+                if self.pair.active {
+                    self.pair.run(None, explain, ctx);
+                } else {
+                    self.methods_by_classes(settings, explain, ctx);
+                }
             } else {
                 ctx.egui.request_repaint_after(at - now);
             }
@@ -172,10 +190,19 @@ impl CompareView {
 
     pub fn run(&mut self, cmd: CompareCommand, settings: &CompareSettings, explain: &ExplainSettings, ctx: &mut Ctx) {
         match cmd {
-            CompareCommand::MethodsByClasses => self.methods_by_classes(settings, explain, ctx),
-            CompareCommand::AcrossImages => self.across_images(settings, explain, ctx),
+            CompareCommand::MethodsByClasses => {
+                self.pair.active = false;
+                self.methods_by_classes(settings, explain, ctx)
+            }
+            CompareCommand::AcrossImages => {
+                self.pair.active = false;
+                self.across_images(settings, explain, ctx)
+            }
+            CompareCommand::SideBySide => self.pair.run(None, explain, ctx),
+            CompareCommand::SideBySideOf { index, target } => self.pair.request(index, target),
             CompareCommand::Rerender => self.rescale(settings, explain, ctx),
             CompareCommand::Cancel => {
+                self.pair.job.cancel();
                 for c in &mut self.cells {
                     c.map.cancel();
                     c.predict.cancel();
@@ -204,6 +231,10 @@ impl CompareView {
     }
 
     pub fn on_event(&mut self, ev: Event, settings: &CompareSettings, explain: &ExplainSettings, ctx: &mut Ctx) -> Result<(), Event> {
+        let ev = match self.pair.on_event(ev, ctx) {
+            Ok(()) => return Ok(()),
+            Err(ev) => ev,
+        };
         let job = match ev.job() {
             Some(j) => j,
             None => return Err(ev),
@@ -287,8 +318,17 @@ pub fn ui(ui: &mut egui::Ui, view: &CompareView, settings: &mut CompareSettings,
         if ui.checkbox(&mut settings.shared_scale, "one scale per method").changed() {
             cmds.push(Command::Compare(CompareCommand::Rerender));
         }
+        ui.separator();
+        let tip = if session.second.is_some() { "the open model (A) and the second model (B), one method, one scale" } else { "open a second model (B) first" };
+        if ui.add_enabled(session.second.is_some(), egui::Button::new("A and B side by side")).on_hover_text(tip).on_disabled_hover_text(tip).clicked() {
+            cmds.push(Command::Compare(CompareCommand::SideBySide));
+        }
     });
     ui.separator();
+    if view.pair.active {
+        pair::ui(ui, &view.pair, session, cmds);
+        return;
+    }
     if view.cells.is_empty() {
         ui.label(if session.current.is_none() { "Select an image." } else { "Choose methods and press a button above." });
         return;

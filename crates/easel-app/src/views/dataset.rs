@@ -1,16 +1,17 @@
 //! The Dataset view's state, jobs and events: evaluating the open labelled set (cached), or
 //! predictions computed elsewhere; the figures derived from them in one place
 //! ([`easel_core::metrics::derive`]); the training split's counts; the gallery of a
-//! confusion-matrix cell with its thumbnails.
+//! confusion-matrix cell with its thumbnails; model A against model B ([`super::versus`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use easel_core::metrics::{self, CostMatrix, DatasetFigures, Predictions};
 use easel_jobs::JobSlot;
-use easel_jobs::worker::{Event, ImageRef, Request};
+use easel_jobs::worker::{Event, ImageRef, Request, VersusSource};
 
-use crate::command::{Command, DatasetCommand};
+use super::versus::VersusPanel;
+use crate::command::{Command, CompareCommand, DatasetCommand};
 use crate::ctx::Ctx;
 use crate::state::{DatasetSettings, Tab};
 use crate::textures::Shown;
@@ -43,6 +44,8 @@ pub struct DatasetView {
     side_job: JobSlot<()>,
     /// Open this cell's gallery once the predictions are in (`easel gui --open-cell`).
     pub open_cell_later: Option<(usize, usize)>,
+    /// Model A (these predictions) against model B.
+    pub versus: VersusPanel,
 }
 
 impl DatasetView {
@@ -51,6 +54,7 @@ impl DatasetView {
         self.eval.clear();
         self.side_job.clear();
         self.gallery.job.clear();
+        self.versus.clear();
         let later = self.open_cell_later.take();
         *self = DatasetView { open_cell_later: later, ..DatasetView::default() };
     }
@@ -128,31 +132,27 @@ impl DatasetView {
     }
 
     /// Whether the predictions are of the open image set (so its entries are their images).
-    fn same_set(&self, ctx: &Ctx) -> bool {
+    pub fn same_set(&self, ctx: &Ctx) -> bool {
         self.predictions.as_ref().is_some_and(|p| p.len() == ctx.session.images.len() && ctx.session.images.is_labelled())
     }
 
     fn request_thumbnails(&mut self, ctx: &mut Ctx) {
         let same = self.same_set(ctx);
-        let g = &self.gallery;
-        let items: Vec<(usize, ImageRef)> = g
-            .indices
-            .iter()
-            .skip(g.page * GALLERY_PAGE)
-            .take(GALLERY_PAGE)
-            .filter(|i| !g.thumbnails.contains_key(i))
-            .filter_map(|&i| {
-                if same {
-                    Some((i, ctx.session.images.entries[i].source.clone()))
-                } else {
-                    let path = PathBuf::from(self.predictions.as_ref()?.paths.get(i)?);
-                    path.is_file().then_some((i, ImageRef::File(path)))
-                }
-            })
-            .collect();
-        if !items.is_empty() {
-            let ticket = self.gallery.job.restart();
-            ctx.send(Request::Thumbnails { ticket, items });
+        request_thumbnails(&mut self.gallery, self.predictions.as_ref(), same, ctx);
+    }
+
+    /// Show sample `i` in the Compare view: `then` says how, once it is selected.
+    fn open_sample(&self, i: usize, then: Option<Command>, ctx: &mut Ctx) {
+        if self.same_set(ctx) {
+            ctx.commands.extend(then);
+            ctx.commands.push(Command::SetTab(Tab::Compare));
+            ctx.commands.push(Command::SelectImage(i));
+        } else if let Some(path) = self.predictions.as_ref().and_then(|p| p.paths.get(i)).map(PathBuf::from).filter(|p| p.is_file()) {
+            ctx.commands.extend(then);
+            ctx.commands.push(Command::SetTab(Tab::Compare));
+            ctx.commands.push(Command::OpenImages(vec![path]));
+        } else {
+            ctx.notes.error("that sample's image is not available here");
         }
     }
 
@@ -173,17 +173,7 @@ impl DatasetView {
                 self.gallery.page = page;
                 self.request_thumbnails(ctx);
             }
-            DatasetCommand::OpenSample(i) => {
-                if self.same_set(ctx) {
-                    ctx.commands.push(Command::SetTab(Tab::Compare));
-                    ctx.commands.push(Command::SelectImage(i));
-                } else if let Some(path) = self.predictions.as_ref().and_then(|p| p.paths.get(i)).map(PathBuf::from).filter(|p| p.is_file()) {
-                    ctx.commands.push(Command::SetTab(Tab::Compare));
-                    ctx.commands.push(Command::OpenImages(vec![path]));
-                } else {
-                    ctx.notes.error("that sample's image is not available here");
-                }
-            }
+            DatasetCommand::OpenSample(i) => self.open_sample(i, None, ctx),
             DatasetCommand::SetCostCell { row, col, value } => {
                 let Some(p) = &self.predictions else { return };
                 let mut base = self.base_cost(settings).unwrap_or_else(|| CostMatrix::zero_one(p.k()));
@@ -238,10 +228,42 @@ impl DatasetView {
                 let ticket = self.side_job.restart();
                 ctx.send(Request::SplitCounts { ticket, path, split: "train".into() });
             }
+            DatasetCommand::VersusPredictions(path) => self.start_versus(VersusSource::Csv(path), settings, ctx),
+            DatasetCommand::VersusSecondModel => self.start_versus(VersusSource::SecondModel, settings, ctx),
+            DatasetCommand::ClearVersus => self.versus.clear(),
+            DatasetCommand::VersusGalleryPage(side, page) => {
+                let same = self.same_set(ctx);
+                self.versus.page(side, page, self.predictions.as_ref(), same, ctx);
+            }
+            DatasetCommand::OpenVersusSample(i) => {
+                // both models' maps of the true class (the same target for both)
+                let target = self.predictions.as_ref().and_then(|p| p.labels.get(i).copied());
+                let index = if self.same_set(ctx) { i } else { 0 };
+                self.open_sample(i, Some(Command::Compare(CompareCommand::SideBySideOf { index, target })), ctx);
+            }
+        }
+    }
+
+    /// Compare these predictions (A) with B's.
+    fn start_versus(&mut self, source: VersusSource, settings: &DatasetSettings, ctx: &mut Ctx) {
+        let Some(a) = &self.predictions else { return ctx.notes.error("evaluate the open set or open predictions (model A) first") };
+        let cost = self.base_cost(settings);
+        self.versus.start(a, source, cost, ctx);
+    }
+
+    /// A second model is open: compare it with A on the open set, if A's predictions are of it.
+    pub fn second_model_ready(&mut self, settings: &DatasetSettings, ctx: &mut Ctx) {
+        if self.predictions.is_some() && self.same_set(ctx) {
+            self.start_versus(VersusSource::SecondModel, settings, ctx);
         }
     }
 
     pub fn on_event(&mut self, ev: Event, settings: &mut DatasetSettings, ctx: &mut Ctx) -> Result<(), Event> {
+        let same = self.same_set(ctx);
+        let ev = match self.versus.on_event(ev, self.predictions.as_ref(), same, ctx) {
+            Ok(()) => return Ok(()),
+            Err(ev) => ev,
+        };
         match ev {
             Event::Progress { job, done, total, .. } if self.eval.owns(job) => {
                 self.eval.progress(job, done, total);
@@ -259,6 +281,7 @@ impl DatasetView {
                 }
                 self.predictions = Some(*predictions);
                 self.gallery = Gallery::default();
+                self.versus.clear();
                 self.refresh(settings, ctx);
                 if let Some((t, p)) = self.open_cell_later.take() {
                     self.open_cell(t, p, settings, ctx);
@@ -294,5 +317,29 @@ impl DatasetView {
             other => return Err(other),
         }
         Ok(())
+    }
+}
+
+/// Ask for the thumbnails of a gallery's page that are not there yet: images of the open set
+/// where the predictions are of it (`same`), else the files their paths name.
+pub fn request_thumbnails(g: &mut Gallery, predictions: Option<&Predictions>, same: bool, ctx: &mut Ctx) {
+    let items: Vec<(usize, ImageRef)> = g
+        .indices
+        .iter()
+        .skip(g.page * GALLERY_PAGE)
+        .take(GALLERY_PAGE)
+        .filter(|i| !g.thumbnails.contains_key(i))
+        .filter_map(|&i| {
+            if same {
+                Some((i, ctx.session.images.entries.get(i)?.source.clone()))
+            } else {
+                let path = PathBuf::from(predictions?.paths.get(i)?);
+                path.is_file().then_some((i, ImageRef::File(path)))
+            }
+        })
+        .collect();
+    if !items.is_empty() {
+        let ticket = g.job.restart();
+        ctx.send(Request::Thumbnails { ticket, items });
     }
 }

@@ -1,6 +1,7 @@
 //! The Dataset view's panel: class distributions, the confusion matrix whose cells open their
 //! images in a scrollable gallery, per-class metrics, the cost matrix with cost-optimal
-//! decisions, class merging, one-vs-rest curves, and labels that look wrong.
+//! decisions, class merging, one-vs-rest curves, and labels that look wrong; model A against
+//! model B ([`super::versus_ui`]).
 
 use easel_core::metrics::{ConfusionMatrix, DatasetFigures};
 use eframe::egui;
@@ -36,11 +37,11 @@ pub fn ui(ui: &mut egui::Ui, view: &DatasetView, settings: &mut DatasetSettings,
                     left_ui(ui, view, f, settings, cmds);
                 });
                 ui.separator();
-                ui.vertical(|ui| right_ui(ui, view, f, settings, cmds));
+                ui.vertical(|ui| right_ui(ui, view, f, settings, session, cmds));
             });
         } else {
             left_ui(ui, view, f, settings, cmds);
-            right_ui(ui, view, f, settings, cmds);
+            right_ui(ui, view, f, settings, session, cmds);
         }
     });
 }
@@ -51,8 +52,9 @@ fn left_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, settings: 
     egui::CollapsingHeader::new("Metrics").default_open(true).show(ui, |ui| metrics_ui(ui, f));
 }
 
-fn right_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, settings: &mut DatasetSettings, cmds: &mut Vec<Command>) {
+fn right_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, settings: &mut DatasetSettings, session: &Session, cmds: &mut Vec<Command>) {
     egui::CollapsingHeader::new("Gallery").default_open(true).show(ui, |ui| gallery_ui(ui, view, f, settings, cmds));
+    egui::CollapsingHeader::new("A versus B").default_open(true).show(ui, |ui| super::versus_ui::ui(ui, view, session, cmds));
     egui::CollapsingHeader::new("Costs of mistakes").default_open(true).show(ui, |ui| costs_ui(ui, f, settings, cmds));
     egui::CollapsingHeader::new("Merge classes").default_open(false).show(ui, |ui| merge_ui(ui, view, settings, cmds));
     egui::CollapsingHeader::new("One class against the rest").default_open(false).show(ui, |ui| threshold_ui(ui, f, settings, cmds));

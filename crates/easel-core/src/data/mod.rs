@@ -97,6 +97,53 @@ impl LabelledImages {
         }
     }
 
+    /// The same images with classes merged (`groups` of class indices; a merged class sits where
+    /// its first member was, named by its members joined with `+`), as
+    /// [`crate::metrics::Predictions::merged`] numbers them.
+    pub fn merged(&self, groups: &[Vec<usize>]) -> Result<LabelledImages> {
+        let k = self.classes.len();
+        if let Some(&c) = groups.iter().flatten().find(|&&c| c >= k) {
+            return Err(Error::invalid(format!("merge: class {c} is out of range (0..{})", k.saturating_sub(1))));
+        }
+        let (new_k, new_of) = crate::metrics::merge_map(k, groups);
+        let mut names = vec![String::new(); new_k];
+        for c in 0..k {
+            if names[new_of[c]].is_empty() {
+                let group = groups.iter().find(|g| g.contains(&c)).cloned().unwrap_or_else(|| vec![c]);
+                names[new_of[c]] = group.iter().map(|&m| self.classes[m].as_str()).collect::<Vec<_>>().join("+");
+            }
+        }
+        Ok(LabelledImages { labels: self.labels.iter().map(|&l| new_of[l]).collect(), classes: names, ..self.clone() })
+    }
+
+    /// The images of `classes` (in that order), relabelled 0..len, with those classes' names.
+    pub fn of_classes(&self, classes: &[usize]) -> LabelledImages {
+        let idx: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&self.labels[i])).collect();
+        let mut sub = self.subset(&idx);
+        sub.labels = sub.labels.iter().map(|l| classes.iter().position(|c| c == l).unwrap_or(0)).collect();
+        sub.classes = classes.iter().map(|&c| self.classes.get(c).cloned().unwrap_or_default()).collect();
+        sub
+    }
+
+    /// The first `n` images (all of them if there are fewer).
+    pub fn first(&self, n: usize) -> LabelledImages {
+        let idx: Vec<usize> = (0..n.min(self.len())).collect();
+        self.subset(&idx)
+    }
+
+    /// The same images brought to another model's input (size and colour); a copy when they
+    /// already fit.
+    pub fn prepared_for(&self, spec: &InputSpec) -> LabelledImages {
+        if (self.width, self.height, self.channels) == (spec.width, spec.height, spec.channels) {
+            return self.clone();
+        }
+        let mut pixels = Vec::with_capacity(self.len() * spec.width * spec.height * spec.channels);
+        for i in 0..self.len() {
+            pixels.extend(self.image(i).prepared_for(spec).pixels);
+        }
+        LabelledImages { width: spec.width, height: spec.height, channels: spec.channels, pixels, ..self.clone() }
+    }
+
     /// Normalised input for the images `indices`, as the card says.
     ///
     /// # Shapes
@@ -117,6 +164,25 @@ pub enum DataSource {
     Idx { images: PathBuf, labels: PathBuf },
     /// A folder with one sub-folder per class.
     Folder(PathBuf),
+}
+
+impl DataSource {
+    /// The path a user named, for records and messages.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Idx { images, .. } => images.display().to_string(),
+            DataSource::Folder(dir) => dir.display().to_string(),
+        }
+    }
+}
+
+/// The samples of a source, ready to stream: an IDX set is read (it is one file), a folder
+/// is listed and its images are decoded batch by batch as they are evaluated.
+pub fn open_items(source: &DataSource, spec: &InputSpec, classes: &[String]) -> Result<Box<dyn LabelledItems>> {
+    Ok(match source {
+        DataSource::Idx { .. } => Box::new(load_source(source, spec, classes)?),
+        DataSource::Folder(dir) => Box::new(FolderItems::list(dir, classes)?),
+    })
 }
 
 /// Work out what `path` is: an IDX images file, a folder of IDX files (`split` picks
@@ -148,7 +214,15 @@ pub fn resolve_source(path: &Path, split: &str) -> Result<DataSource> {
 pub fn load_source(source: &DataSource, spec: &InputSpec, classes: &[String]) -> Result<LabelledImages> {
     match source {
         DataSource::Idx { images, labels } => {
-            let set = idx::load_idx_pair(images, labels, classes)?;
+            // a model of some of Fashion-MNIST's classes (e.g. the pre-training lab's target
+            // task) sees those classes' images, relabelled
+            let fashion = fashion_classes();
+            let some: Option<Vec<usize>> =
+                (classes.len() < fashion.len()).then(|| classes.iter().map(|c| fashion.iter().position(|f| f == c)).collect::<Option<Vec<_>>>()).flatten();
+            let set = match some {
+                Some(which) => idx::load_idx_pair(images, labels, &fashion)?.of_classes(&which),
+                None => idx::load_idx_pair(images, labels, classes)?,
+            };
             if set.width != spec.width || set.height != spec.height || set.channels != spec.channels {
                 return Err(Error::invalid(format!(
                     "{}: images are {}x{}x{}, the model takes {}x{}x{}",
@@ -170,11 +244,13 @@ pub fn load_source(source: &DataSource, spec: &InputSpec, classes: &[String]) ->
 /// A torchvision `ImageFolder` tree: `dir/<class name>/*.png`. Class folders are matched to
 /// the model's class names (exactly, or as the class index); unknown folders are an error.
 pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Result<LabelledImages> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut class_dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
-    class_dirs.sort();
-    if class_dirs.is_empty() {
-        return Err(Error::NoImages { path: dir.to_path_buf(), exts: "one sub-folder per class".into() });
+    load_files(&folder_files(dir, classes)?, spec, classes)
+}
+
+/// Image files with their labels (e.g. the rows of a predictions CSV), prepared for `spec`.
+pub fn load_files(files: &[(PathBuf, usize)], spec: &InputSpec, classes: &[String]) -> Result<LabelledImages> {
+    if let Some((f, l)) = files.iter().find(|(_, l)| *l >= classes.len()) {
+        return Err(Error::invalid(format!("{}: label {l} but the model has {} classes", f.display(), classes.len())));
     }
     let mut set = LabelledImages {
         width: spec.width,
@@ -185,6 +261,30 @@ pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Re
         classes: classes.to_vec(),
         sources: Vec::new(),
     };
+    for (f, label) in files {
+        let img = imaging::load_prepared(f, spec)?;
+        set.pixels.extend_from_slice(&img.pixels);
+        set.labels.push(*label);
+        set.sources.push(f.display().to_string());
+    }
+    Ok(set)
+}
+
+/// The image files of a class-per-folder tree with their labels, in the order every easel
+/// run uses: class folders sorted, then files sorted. Nothing is decoded.
+pub fn folder_files(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, usize)>> {
+    Ok(class_folders(dir, classes)?.into_iter().flat_map(|(_, label, files)| files.into_iter().map(move |f| (f, label))).collect())
+}
+
+/// (class folder, label, its image files), sorted.
+fn class_folders(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, usize, Vec<PathBuf>)>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut class_dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    class_dirs.sort();
+    if class_dirs.is_empty() {
+        return Err(Error::NoImages { path: dir.to_path_buf(), exts: "one sub-folder per class".into() });
+    }
+    let mut out = Vec::new();
     for cd in class_dirs {
         let name = cd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let label = folder_label(&name, classes)
@@ -194,17 +294,112 @@ pub fn load_image_folder(dir: &Path, spec: &InputSpec, classes: &[String]) -> Re
             Err(Error::NoImages { .. }) => continue,
             Err(e) => return Err(e),
         };
-        for f in files {
-            let img = imaging::load_prepared(&f, spec)?;
-            set.pixels.extend_from_slice(&img.pixels);
-            set.labels.push(label);
-            set.sources.push(f.display().to_string());
-        }
+        out.push((cd, label, files));
     }
-    if set.is_empty() {
+    if out.is_empty() {
         return Err(Error::NoImages { path: dir.to_path_buf(), exts: imaging::IMAGE_EXTENSIONS.join(", ") });
     }
-    Ok(set)
+    Ok(out)
+}
+
+/// The samples of a labelled set in its own order (IDX: image index; folder: sorted class
+/// folder, then sorted file), with their input made on demand: what evaluation streams over.
+pub trait LabelledItems: Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Where item `i` came from (the `path` column of a predictions CSV).
+    fn source(&self, i: usize) -> String;
+    fn label(&self, i: usize) -> usize;
+    fn classes(&self) -> &[String];
+    /// Append item `i`'s normalised input (`[C, H, W]` flattened) to `out`.
+    fn normalised_into(&self, i: usize, spec: &InputSpec, out: &mut Vec<f32>) -> Result<()>;
+}
+
+impl LabelledItems for LabelledImages {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn source(&self, i: usize) -> String {
+        self.sources[i].clone()
+    }
+    fn label(&self, i: usize) -> usize {
+        self.labels[i]
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn normalised_into(&self, i: usize, spec: &InputSpec, out: &mut Vec<f32>) -> Result<()> {
+        out.extend(imaging::normalise(&self.image(i), spec));
+        Ok(())
+    }
+}
+
+/// A class-per-folder tree listed but not decoded: each image is read when its batch comes.
+/// File names are kept in one buffer (a few bytes an image), so the listing of a large folder
+/// stays small.
+#[derive(Clone, Debug)]
+pub struct FolderItems {
+    /// Class folders with their label.
+    dirs: Vec<(PathBuf, usize)>,
+    /// Per item: its folder and the end of its name in `names` (it starts where the previous
+    /// one ended).
+    items: Vec<(u32, u32)>,
+    names: String,
+    /// Items whose file name is not UTF-8, by index.
+    odd: std::collections::HashMap<usize, PathBuf>,
+    pub classes: Vec<String>,
+}
+
+impl FolderItems {
+    pub fn list(dir: &Path, classes: &[String]) -> Result<FolderItems> {
+        let mut out = FolderItems { dirs: Vec::new(), items: Vec::new(), names: String::new(), odd: Default::default(), classes: classes.to_vec() };
+        for (class_dir, label, files) in class_folders(dir, classes)? {
+            let d = out.dirs.len() as u32;
+            out.dirs.push((class_dir, label));
+            for f in files {
+                match f.file_name().and_then(|n| n.to_str()) {
+                    Some(n) => out.names.push_str(n),
+                    None => {
+                        out.odd.insert(out.items.len(), f.clone());
+                    }
+                }
+                let end = u32::try_from(out.names.len()).map_err(|_| Error::invalid(format!("{}: too many files to list", dir.display())))?;
+                out.items.push((d, end));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Item `i`'s file.
+    pub fn path(&self, i: usize) -> PathBuf {
+        if let Some(p) = self.odd.get(&i) {
+            return p.clone();
+        }
+        let (d, end) = self.items[i];
+        let start = if i == 0 { 0 } else { self.items[i - 1].1 };
+        self.dirs[d as usize].0.join(&self.names[start as usize..end as usize])
+    }
+}
+
+impl LabelledItems for FolderItems {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+    fn source(&self, i: usize) -> String {
+        self.path(i).display().to_string()
+    }
+    fn label(&self, i: usize) -> usize {
+        self.dirs[self.items[i].0 as usize].1
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn normalised_into(&self, i: usize, spec: &InputSpec, out: &mut Vec<f32>) -> Result<()> {
+        out.extend(imaging::normalise(&imaging::load_prepared(&self.path(i), spec)?, spec));
+        Ok(())
+    }
 }
 
 /// The classes of a class-per-folder tree, as torchvision's `ImageFolder` orders them: the

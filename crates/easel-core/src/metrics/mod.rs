@@ -6,11 +6,13 @@ mod costs;
 mod curves;
 mod derived;
 mod predictions;
+pub mod tally;
+pub mod versus;
 
 use serde::{Deserialize, Serialize};
 
 pub use costs::{CostMatrix, CostReport, cost_optimal_decisions, realised_cost};
-pub use curves::{BinaryCurves, LabelIssue, binary_curves, cell_samples, label_issues};
+pub use curves::{BinaryCurves, LabelIssue, binary_curves, cell_samples, class_thresholds, issues_above, label_issues};
 pub use derived::{DatasetFigures, derive};
 pub use predictions::{PROB_SUM_TOLERANCE, Predictions, argmax, parse_merge};
 
@@ -95,29 +97,38 @@ pub fn class_metrics(cm: &ConfusionMatrix, classes: &[String]) -> Vec<ClassMetri
 }
 
 pub fn summary(p: &Predictions, cm: &ConfusionMatrix, per_class: &[ClassMetrics]) -> Summary {
-    let n = p.len().max(1) as f64;
+    let top_k_hits = p.probs.as_ref().map(|probs| {
+        top_k_list(p.k()).into_iter().map(|t| (t, probs.iter().zip(&p.labels).filter(|(row, l)| top_k_hit(row, **l, t)).count())).collect::<Vec<_>>()
+    });
+    summary_from(p.len(), cm, per_class, top_k_hits.as_deref())
+}
+
+/// The k of the top-k accuracies reported for `k_classes` classes.
+pub(crate) fn top_k_list(k_classes: usize) -> Vec<usize> {
+    [1usize, 3, 5].into_iter().filter(|&t| t <= k_classes).collect()
+}
+
+/// Whether the label is among the `t` most probable classes (ties count for the label).
+pub(crate) fn top_k_hit(row: &[f32], label: usize, t: usize) -> bool {
+    row.iter().filter(|&&v| v > row[label]).count() < t
+}
+
+/// The summary from counts: `samples`, the confusion matrix, per-class metrics and
+/// (k, hits) for top-k accuracy where probabilities are known.
+pub(crate) fn summary_from(samples: usize, cm: &ConfusionMatrix, per_class: &[ClassMetrics], top_k_hits: Option<&[(usize, usize)]>) -> Summary {
+    let n = samples.max(1) as f64;
     let correct: usize = (0..cm.k()).map(|c| cm.counts[c][c]).sum();
     let present: Vec<&ClassMetrics> = per_class.iter().filter(|m| m.support > 0).collect();
     let balanced = present.iter().map(|m| m.recall).sum::<f64>() / present.len().max(1) as f64;
     let macro_f1 = per_class.iter().map(|m| m.f1).sum::<f64>() / per_class.len().max(1) as f64;
     let weighted_f1 = per_class.iter().map(|m| m.f1 * m.support as f64).sum::<f64>() / n;
-    let top_k_accuracy = match &p.probs {
-        Some(probs) => [1usize, 3, 5]
-            .into_iter()
-            .filter(|&t| t <= p.k())
-            .map(|t| {
-                let hits = probs.iter().zip(&p.labels).filter(|(row, l)| row.iter().filter(|&&v| v > row[**l]).count() < t).count();
-                (t, hits as f64 / n)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let top_k_accuracy = top_k_hits.map(|h| h.iter().map(|&(t, hits)| (t, hits as f64 / n)).collect()).unwrap_or_default();
     let counts: Vec<usize> = per_class.iter().map(|m| m.support).filter(|&s| s > 0).collect();
     let imbalance_ratio = match (counts.iter().max(), counts.iter().min()) {
         (Some(&a), Some(&b)) if b > 0 => a as f64 / b as f64,
         _ => 1.0,
     };
-    Summary { samples: p.len(), accuracy: correct as f64 / n, balanced_accuracy: balanced, macro_f1, weighted_f1, top_k_accuracy, imbalance_ratio }
+    Summary { samples, accuracy: correct as f64 / n, balanced_accuracy: balanced, macro_f1, weighted_f1, top_k_accuracy, imbalance_ratio }
 }
 
 /// Counts of each class among labels (true) or predictions.
