@@ -1,6 +1,8 @@
-//! The Adversarial view: the panda that becomes a gibbon. An epsilon slider, FGSM or PGD, the
-//! original, the amplified perturbation and the adversarial image side by side with the top
-//! classes before and after; PGD shows its progress, the time left and Cancel.
+//! The Adversarial view: can the model be tricked? Three panes: "Attack this image" (the panda
+//! that becomes a gibbon: an epsilon slider, FGSM or PGD, the original, the amplified
+//! perturbation and the adversarial image with the top classes before and after; PGD shows its
+//! progress, the time left and Cancel), "Fool it" ([`super::fool`]) and "How robust?"
+//! ([`super::robust`]).
 
 use std::time::Instant;
 
@@ -13,9 +15,12 @@ use easel_jobs::worker::{Event, Request};
 use eframe::egui;
 
 use super::explain::DEBOUNCE;
+use super::fool::FoolView;
+use super::robust::RobustView;
 use crate::command::{AttackCommand, Command};
 use crate::ctx::Ctx;
 use crate::session::Session;
+use crate::state::{AdvPane, AdversarialSettings, Tab};
 use crate::textures::{Shown, picture_ui};
 
 /// An attack on screen and the image it belongs to.
@@ -31,6 +36,8 @@ pub struct AdversarialView {
     pub slot: JobSlot<AttackShown>,
     job_generation: u64,
     auto_at: Option<Instant>,
+    pub fool: FoolView,
+    pub robust: RobustView,
 }
 
 impl AdversarialView {
@@ -56,9 +63,17 @@ impl AdversarialView {
         self.auto_at = None;
     }
 
+    /// Another model: nothing of the old one stays.
     pub fn clear(&mut self) {
         self.slot.clear();
         self.auto_at = None;
+        self.fool.clear();
+        self.robust.clear();
+    }
+
+    /// Another image set: the robustness curve was of the old one.
+    pub fn images_changed(&mut self) {
+        self.robust.clear();
     }
 
     /// The image is ready: attack it after a short pause (while this view is shown).
@@ -68,31 +83,50 @@ impl AdversarialView {
     }
 
     /// Entering the view: attack the image on screen if it has no attack yet.
-    pub fn enter(&mut self, settings: &AttackSettings, ctx: &mut Ctx) {
-        if self.shown(ctx.session.generation()).is_none() && !self.slot.is_running() {
-            self.start(settings, ctx);
+    pub fn enter(&mut self, settings: &AdversarialSettings, ctx: &mut Ctx) {
+        if settings.pane == AdvPane::Attack && self.shown(ctx.session.generation()).is_none() && !self.slot.is_running() {
+            self.start(&settings.attack, ctx);
         }
     }
 
-    pub fn logic(&mut self, settings: &AttackSettings, ctx: &mut Ctx) {
+    pub fn logic(&mut self, settings: &AdversarialSettings, ctx: &mut Ctx) {
         if let Some(at) = self.auto_at {
             let now = Instant::now();
-            if now >= at {
-                self.start(settings, ctx);
+            if settings.pane != AdvPane::Attack {
+                self.auto_at = None;
+            } else if now >= at {
+                self.start(&settings.attack, ctx);
             } else {
                 ctx.egui.request_repaint_after(at - now);
             }
         }
     }
 
-    pub fn run(&mut self, cmd: AttackCommand, settings: &AttackSettings, ctx: &mut Ctx) {
+    pub fn run(&mut self, cmd: AttackCommand, settings: &mut AdversarialSettings, ctx: &mut Ctx) {
         match cmd {
-            AttackCommand::Run => self.start(settings, ctx),
+            AttackCommand::Run => self.start(&settings.attack, ctx),
             AttackCommand::Cancel => self.slot.cancel(),
+            AttackCommand::Fool => self.fool.run_one(&settings.fool, ctx),
+            AttackCommand::FoolAll => self.fool.run_all(&settings.fool, ctx),
+            AttackCommand::CancelFool => self.fool.cancel(),
+            AttackCommand::Robust => self.robust.run(&settings.robust, ctx),
+            AttackCommand::CancelRobust => self.robust.slot.cancel(),
+            AttackCommand::OpenImage(i) => {
+                ctx.commands.push(Command::SetTab(Tab::Explain));
+                ctx.commands.push(Command::SelectImage(i));
+            }
         }
     }
 
     pub fn on_event(&mut self, ev: Event, ctx: &mut Ctx) -> Result<(), Event> {
+        let ev = match self.fool.on_event(ev, ctx) {
+            Ok(()) => return Ok(()),
+            Err(ev) => ev,
+        };
+        let ev = match self.robust.on_event(ev, ctx) {
+            Ok(()) => return Ok(()),
+            Err(ev) => ev,
+        };
         match ev {
             Event::Progress { job, done, total, .. } if self.slot.owns(job) => {
                 self.slot.progress(job, done, total);
@@ -117,7 +151,26 @@ impl AdversarialView {
     }
 }
 
-pub fn ui(ui: &mut egui::Ui, view: &AdversarialView, settings: &mut AttackSettings, session: &Session, cmds: &mut Vec<Command>) {
+pub fn ui(ui: &mut egui::Ui, view: &AdversarialView, settings: &mut AdversarialSettings, session: &Session, cmds: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        for (pane, title) in [(AdvPane::Attack, "Attack this image"), (AdvPane::Fool, "Fool it"), (AdvPane::Robust, "How robust?")] {
+            if ui.selectable_label(settings.pane == pane, title).clicked() && settings.pane != pane {
+                settings.pane = pane;
+                if pane == AdvPane::Attack && view.shown(session.generation()).is_none() {
+                    cmds.push(Command::Attack(AttackCommand::Run));
+                }
+            }
+        }
+    });
+    ui.separator();
+    match settings.pane {
+        AdvPane::Attack => attack_ui(ui, view, &mut settings.attack, session, cmds),
+        AdvPane::Fool => super::fool::ui(ui, &view.fool, &mut settings.fool, session, cmds),
+        AdvPane::Robust => super::robust::ui(ui, &view.robust, &mut settings.robust, session, cmds),
+    }
+}
+
+fn attack_ui(ui: &mut egui::Ui, view: &AdversarialView, settings: &mut AttackSettings, session: &Session, cmds: &mut Vec<Command>) {
     let mut rerun = false;
     ui.horizontal_wrapped(|ui| {
         rerun |= ui.radio_value(&mut settings.pgd, false, "FGSM (one step)").changed();

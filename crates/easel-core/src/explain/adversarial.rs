@@ -1,13 +1,12 @@
 //! Adversarial examples: FGSM (Goodfellow et al., the panda that becomes a gibbon) and PGD
 //! (Madry et al.), with epsilon in pixel space [0, 1], untargeted or targeted.
 
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::pixels::{image_from_unit, log_prob_gradients, unit_pixels};
 use crate::error::{Error, Result};
 use crate::imaging::PreparedImage;
-use crate::models::{Classifier, read_floats};
+use crate::models::Classifier;
 use crate::predict::{ClassScore, top_k};
 use crate::progress::Progress;
 use crate::rng::Rng;
@@ -75,44 +74,10 @@ pub struct AdversarialResult {
     pub changed_top1: bool,
 }
 
-/// Pixels in [0, 1], channel-major.
-fn unit_pixels(img: &PreparedImage) -> Vec<f32> {
-    let (c, hw) = (img.channels, img.width * img.height);
-    let mut out = vec![0.0; c * hw];
-    for ch in 0..c {
-        for i in 0..hw {
-            out[ch * hw + i] = img.pixels[i * c + ch] as f32 / 255.0;
-        }
-    }
-    out
-}
-
-fn image_from_unit(p: &[f32], like: &PreparedImage) -> PreparedImage {
-    let (c, hw) = (like.channels, like.width * like.height);
-    let mut pixels = vec![0u8; c * hw];
-    for ch in 0..c {
-        for i in 0..hw {
-            pixels[i * c + ch] = (p[ch * hw + i] * 255.0).round().clamp(0.0, 255.0) as u8;
-        }
-    }
-    PreparedImage { pixels, ..like.clone() }
-}
-
-/// Gradient of the cross-entropy of `class` with respect to [0, 1] pixels.
 fn loss_gradient(model: &Classifier, p: &[f32], class: usize) -> Result<Vec<f32>> {
-    let spec = &model.card.input;
-    let (c, h, w) = (spec.channels, spec.height, spec.width);
-    let dev = &model.device;
-    let pt = Tensor::<4>::from_data(TensorData::new(p.to_vec(), [1, c, h, w]), dev).autodiff().require_grad();
-    let mean = Tensor::<4>::from_data(TensorData::new(spec.mean.clone(), [1, c, 1, 1]), dev);
-    let std = Tensor::<4>::from_data(TensorData::new(spec.std.clone(), [1, c, 1, 1]), dev);
-    let x = (pt.clone().mul_scalar(255.0 * spec.scale) - mean) / std; // normalised, [1, C, H, W]
-    let logits = model.net.forward(x);
-    let t = Tensor::<2, Int>::from_data(TensorData::new(vec![class as i64], [1, 1]), dev);
-    let loss = log_softmax(logits, 1).gather(1, t).sum().neg();
-    let grads = loss.backward();
-    let g = pt.grad(&grads).ok_or_else(|| Error::Compute("the pixels received no gradient".into()))?;
-    read_floats(g)
+    // d(cross-entropy)/dp = -d(log p(class))/dp
+    let (g, _, _) = log_prob_gradients(model, p, &[class])?;
+    Ok(g.iter().map(|v| -v).collect())
 }
 
 /// FGSM when `steps == 1` and `step_size == epsilon`, PGD otherwise.
@@ -136,6 +101,7 @@ pub fn attack(model: &Classifier, img: &PreparedImage, params: &AttackParams, to
     let top_before = top_k(&before, top, &model.card.classes);
     let source = top_before[0].class_index;
     let p0 = unit_pixels(img);
+    let spec = &model.card.input;
     let mut p = p0.clone();
     if params.random_start && params.steps > 1 {
         let mut rng = Rng::new(params.seed);
@@ -162,7 +128,7 @@ pub fn attack(model: &Classifier, img: &PreparedImage, params: &AttackParams, to
         }
         progress.report(step + 1, params.steps);
     }
-    let image = image_from_unit(&p, img);
+    let image = image_from_unit(&p, spec.channels, spec.height, spec.width);
     let pixels = unit_pixels(&image);
     let perturbation: Vec<f32> = pixels.iter().zip(&p0).map(|(a, b)| a - b).collect();
     let linf = perturbation.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -3,11 +3,14 @@
 
 pub mod adversarial;
 pub mod baseline;
+pub mod fool;
 pub mod gradcam;
 pub mod gradients;
 pub mod integrated;
 pub mod map;
 pub mod occlusion;
+pub mod pixels;
+pub mod robustness;
 pub mod sanity;
 pub mod smoothgrad;
 
