@@ -177,3 +177,49 @@ fn any_class_per_folder_dataset_works_with_its_own_classes() {
     assert_eq!((model.card.input.channels, model.card.input.height), (1, 28));
     assert!((model.card.input.mean[0] - easel_core::data::FASHION_MEAN).abs() > 0.01, "{:?}", model.card.input.mean);
 }
+
+#[test]
+#[ignore = "slow tier: trains six models"]
+fn negative_mining_merging_at_training_and_collecting_more_each_get_their_rows() {
+    let base = std::env::temp_dir().join(format!("easel-lab-hnm-{}", std::process::id()));
+    let (a, b) = (base.join("a"), base.join("b"));
+    let run = |out: &Path| lab(out, &["--strategies", "uniform,hnm,collect:150", "--merge", "4+6", "--mine-by", "rare"]);
+    let out = run(&a);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(a.join("comparison.csv")).unwrap();
+    for row in [
+        "uniform (merged at inference)",
+        "uniform (merged at training)",
+        "hnm (merged at inference)",
+        "hnm (merged at training)",
+        "collect:150 (merged at inference)",
+        "collect:150 (merged at training)",
+    ] {
+        assert!(csv.lines().any(|l| l.starts_with(row)), "comparison.csv lacks '{row}':\n{csv}");
+    }
+    // one merged taxonomy for every row: Coat and Shirt are one class, the labels follow
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("comparison.json")).unwrap()).unwrap();
+    let classes: Vec<String> = serde_json::from_value(v["classes"].clone()).unwrap();
+    assert_eq!(classes.len(), 9);
+    assert_eq!(classes[4], "Coat+Shirt");
+    let merged = easel_core::sampling::load_run(&a.join("uniform-merged-at-training")).unwrap();
+    assert_eq!(merged.classes, classes);
+    assert!(merged.test.labels.iter().all(|&l| l < 9));
+    let unmerged = easel_core::sampling::load_run(&a.join("uniform")).unwrap();
+    let shirts = unmerged.test.labels.iter().filter(|&&l| l == 4 || l == 6).count();
+    assert_eq!(merged.test.labels.iter().filter(|&&l| l == 4).count(), shirts, "Coat and Shirt test images are all class 4 after merging");
+    // negative mining keeps which samples it mined, with their pixels, none of a rare class
+    let hnm = easel_core::sampling::load_run(&a.join("hnm")).unwrap();
+    assert!(!hnm.mined.is_empty());
+    assert!(hnm.mined.iter().all(|m| m.label != 4 && m.label != 6 && m.pixels.len() == 28 * 28));
+    // collecting more: the training prior moves towards the rare classes and the row says what
+    // each image bought
+    let collect = easel_core::sampling::load_run(&a.join("collect_150")).unwrap();
+    assert_eq!(collect.train_counts[4] + collect.train_counts[6], unmerged.train_counts[4] + unmerged.train_counts[6] + 150);
+    let rows = v["rows"].as_array().unwrap();
+    let c = rows.iter().find(|r| r["strategy"] == "collect:150 (merged at inference)").unwrap();
+    assert_eq!(c["collected"], 150);
+    // the same seed gives the same table
+    assert!(run(&b).status.success());
+    assert_eq!(csv, std::fs::read_to_string(b.join("comparison.csv")).unwrap());
+}

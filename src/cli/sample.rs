@@ -2,7 +2,6 @@
 //! `LabRequest` and calls `easel_jobs::lab::run`, the function the app's Sampling lab view
 //! runs on its thread.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +11,7 @@ use easel_core::data;
 use easel_core::metrics::CostMatrix;
 use easel_core::models::SmallCnnPreset;
 use easel_core::progress::Progress;
-use easel_core::sampling::{Profile, StrategySpec};
+use easel_core::sampling::{MineBy, MiningSettings, Profile, StrategySpec};
 use easel_core::train::TrainSettings;
 use easel_jobs::lab::{self, LabEvent, LabRequest};
 
@@ -43,10 +42,25 @@ pub struct SampleArgs {
     /// At most this many training images per class before the profile applies.
     #[arg(long)]
     pub per_class: Option<usize>,
-    /// Comma-separated: uniform, ignore, undersample, oversample, hnm, weighted
-    /// (weighted-inverse, weighted-effective, weighted-cost), or combinations with +.
+    /// Comma-separated: uniform, ignore, undersample, oversample, hnm (negative mining),
+    /// loss-proportional, weighted (weighted-inverse, weighted-effective, weighted-cost),
+    /// collect:N (N more real rare-class images), or combinations with +.
     #[arg(long, value_delimiter = ',', default_value = "uniform,ignore,undersample,oversample,hnm,weighted")]
     pub strategies: Vec<String>,
+    /// Negative mining: a frequent-class sample is hard by its probability of a wrong class, or
+    /// of the rare classes.
+    #[arg(long, value_enum, default_value_t = MineBy::Wrong)]
+    pub mine_by: MineBy,
+    /// Negative mining: frequent-class samples per rare-class sample in an epoch.
+    #[arg(long, default_value_t = 3.0)]
+    pub mine_ratio: f64,
+    /// Negative mining: share of the frequent-class samples drawn at random.
+    #[arg(long, default_value_t = 0.2)]
+    pub mine_random_share: f64,
+    /// Also train on merged classes, e.g. `--merge 4+6` (repeatable): the comparison then puts
+    /// each strategy merged at training beside merged at inference.
+    #[arg(long)]
+    pub merge: Vec<String>,
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     #[arg(long, default_value_t = 64)]
@@ -72,6 +86,15 @@ pub struct SampleArgs {
 /// The request these flags describe (the cost matrix is read later, once the classes are
 /// known).
 pub fn request(args: &SampleArgs) -> Result<LabRequest> {
+    if args.epochs == 0 || args.epochs > 1000 {
+        bail!("--epochs must be in 1..=1000");
+    }
+    if args.batch_size == 0 || args.batch_size > 4096 {
+        bail!("--batch-size must be in 1..=4096");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number");
+    }
     let strategies: Vec<StrategySpec> = args.strategies.iter().map(|s| s.parse()).collect::<easel_core::Result<_>>()?;
     if strategies.is_empty() {
         bail!("--strategies names no strategy");
@@ -93,6 +116,8 @@ pub fn request(args: &SampleArgs) -> Result<LabRequest> {
         arch: args.arch,
         settings: TrainSettings { batch_size: args.batch_size, learning_rate: args.lr, ..LabRequest::settings(args.epochs, args.seed) },
         cost: None,
+        mining: MiningSettings { by: args.mine_by, ratio: args.mine_ratio, random_share: args.mine_random_share },
+        merges: args.merge.iter().map(|m| easel_core::metrics::parse_merge(m)).collect::<easel_core::Result<_>>()?,
         out: args.out.clone(),
         force: args.force,
     })
@@ -118,14 +143,13 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
         LabEvent::Started { strategy } => current = strategy,
         LabEvent::Batch { epoch, done, total, loss } => {
             if done % 25 == 0 || done == total {
-                eprint!("\r  {current}: epoch {epoch}/{epochs} batch {done}/{total} loss {loss:.3}   ");
-                let _ = std::io::stderr().flush();
+                super::progress_line(format_args!("  {current}: epoch {epoch}/{epochs} batch {done}/{total} loss {loss:.3}   "));
             }
         }
         LabEvent::Epoch { .. } => {}
         LabEvent::RunDone { record, .. } => {
             let (acc, _) = easel_core::train::accuracy_and_recall(&record.test.preds, &record.test.labels, record.classes.len());
-            eprintln!("\r  {:<24} accuracy {acc:.4}  ({:.0} s){}", record.config.strategy.name, record.seconds, " ".repeat(30));
+            super::finish_progress_line(format_args!("  {:<24} accuracy {acc:.4}  ({:.0} s){}", record.config.strategy.name, record.seconds, " ".repeat(30)));
         }
     };
     let summary = lab::run(&req, &device.device, &mut on_event, Progress::none()).with_context(|| format!("the sampling lab on {}", args.data.display()))?;

@@ -34,6 +34,10 @@ pub struct LabView {
     pub cost_is_custom: bool,
     /// Where new runs go (default: `lab-runs/` in the app's cache folder).
     pub out_root: Option<PathBuf>,
+    /// The most-mined negatives of each run (by index into `records`), as textures.
+    pub mined: std::collections::HashMap<usize, Vec<crate::textures::Shown>>,
+    /// Runs whose mined negatives still need textures (made in `logic`, which has the context).
+    pending_textures: Vec<usize>,
 }
 
 impl LabView {
@@ -65,6 +69,8 @@ impl LabView {
             arch: SmallCnnPreset::TwoConv,
             settings: LabRequest::settings(settings.epochs, settings.seed),
             cost,
+            mining: Default::default(),
+            merges: if settings.merge_rare && settings.rare.len() >= 2 { vec![settings.rare.clone()] } else { Vec::new() },
             out,
             force: false,
         };
@@ -108,6 +114,18 @@ impl LabView {
 
     /// Drain the lab thread's messages.
     pub fn logic(&mut self, settings: &LabSettings, dataset: &DatasetSettings, ctx: &mut Ctx) {
+        for i in std::mem::take(&mut self.pending_textures) {
+            let Some(r) = self.records.get(i) else { continue };
+            let tiles = r
+                .mined
+                .iter()
+                .map(|m| {
+                    let img = easel_core::imaging::PreparedImage { width: m.width, height: m.height, channels: m.channels, pixels: m.pixels.clone() };
+                    crate::textures::Shown::new(ctx.egui, &format!("mined{i}-{}", m.index), &easel_jobs::picture::image_picture(&img))
+                })
+                .collect();
+            self.mined.insert(i, tiles);
+        }
         let mut messages = Vec::new();
         if let Some(h) = &self.handle {
             while let Ok(m) = h.messages.try_recv() {
@@ -148,8 +166,11 @@ impl LabView {
             self.records.clear();
             self.dirs.clear();
             self.selected.clear();
+            self.mined.clear();
+            self.pending_textures.clear();
         }
         let chosen = self.selected.iter().filter(|s| **s).count();
+        self.pending_textures.push(self.records.len());
         self.records.push(record);
         self.dirs.push(dir);
         self.selected.push(chosen < 6);

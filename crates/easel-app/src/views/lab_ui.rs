@@ -11,7 +11,7 @@ use super::lab::LabView;
 use crate::command::{Command, LabCommand, Pick};
 use crate::state::{ConfusionView, LabSettings};
 
-pub const STRATEGIES: [&str; 6] = ["uniform", "ignore", "undersample", "oversample", "hnm", "weighted"];
+pub const STRATEGIES: [&str; 7] = ["uniform", "ignore", "undersample", "oversample", "hnm", "loss-proportional", "weighted"];
 
 const COLOURS: [egui::Color32; 8] = [
     egui::Color32::from_rgb(70, 130, 180),
@@ -87,6 +87,22 @@ fn setup_ui(ui: &mut egui::Ui, view: &LabView, settings: &mut LabSettings, cmds:
             }
         }
     });
+    // collect more: one strategy string collect:N, N on a slider
+    let mut collect = s.strategies.iter().find_map(|x| x.strip_prefix("collect:").and_then(|n| n.parse::<usize>().ok()));
+    ui.horizontal(|ui| {
+        let mut on = collect.is_some();
+        ui.checkbox(&mut on, "collect more rare images").on_hover_text("adds real rare-class images the long tail held back, then trains uniformly");
+        let mut n = collect.unwrap_or(200);
+        ui.add_enabled(on, egui::Slider::new(&mut n, 10..=2000).logarithmic(true).text("images"));
+        collect = on.then_some(n);
+    });
+    s.strategies.retain(|x| !x.starts_with("collect:"));
+    if let Some(n) = collect {
+        s.strategies.push(format!("collect:{n}"));
+    }
+    ui.checkbox(&mut s.merge_rare, "also train with the rare classes merged into one").on_hover_text(
+        "each strategy then runs twice; the comparison shows it merged at training beside merged at inference (probabilities summed), on the same merged labels",
+    );
     ui.add(egui::Slider::new(&mut s.epochs, 1..=20).text("epochs"));
     ui.add(egui::DragValue::new(&mut s.seed).prefix("seed "));
     ui.horizontal(|ui| {
@@ -167,6 +183,7 @@ fn compare_ui(ui: &mut egui::Ui, view: &LabView, settings: &mut LabSettings, cmd
     if ui.checkbox(&mut settings.prior_correction, "prior correction (reweight by test prior / training prior)").changed() {
         cmds.push(Command::Lab(LabCommand::Refresh));
     }
+    ui.checkbox(&mut settings.by_cost, "rank by the cost of cost-optimal decisions");
     let chosen: Vec<usize> = (0..view.records.len()).filter(|&i| view.selected[i]).collect();
     if chosen.len() < 2 || chosen.len() > 6 {
         ui.label(format!("choose 2 to 6 runs ({} chosen)", chosen.len()));
@@ -174,20 +191,28 @@ fn compare_ui(ui: &mut egui::Ui, view: &LabView, settings: &mut LabSettings, cmd
     }
     let rows = &view.rows;
     let classes = view.records[chosen[0]].classes.clone();
-    egui::Grid::new("lab_table").striped(true).show(ui, |ui| {
-        for h in ["strategy", "accuracy", "balanced", "rare recall", "cost", "expected cost"] {
-            ui.strong(h);
-        }
-        ui.end_row();
-        for r in rows {
-            ui.label(&r.strategy);
-            ui.label(format!("{:.4}", r.accuracy));
-            ui.label(format!("{:.4}", r.balanced_accuracy));
-            ui.label(format!("{:.4}", r.rare_recall));
-            ui.label(format!("{:.1}", r.total_cost));
-            ui.label(format!("{:.4}", r.expected_cost));
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    if settings.by_cost {
+        order.sort_by(|&a, &b| rows[a].total_cost_optimal.total_cmp(&rows[b].total_cost_optimal));
+    }
+    egui::ScrollArea::horizontal().id_salt("lab_table_scroll").show(ui, |ui| {
+        egui::Grid::new("lab_table").striped(true).show(ui, |ui| {
+            for h in ["strategy", "accuracy", "balanced", "rare recall", "cost (argmax)", "cost (cost-optimal)", "recall gain / image"] {
+                ui.strong(h);
+            }
             ui.end_row();
-        }
+            for &i in &order {
+                let r = &rows[i];
+                ui.label(&r.strategy);
+                ui.label(format!("{:.4}", r.accuracy));
+                ui.label(format!("{:.4}", r.balanced_accuracy));
+                ui.label(format!("{:.4}", r.rare_recall));
+                ui.label(format!("{:.1}", r.total_cost)).on_hover_text(format!("expected per image {:.4}", r.expected_cost));
+                ui.label(format!("{:.1}", r.total_cost_optimal)).on_hover_text(format!("expected per image {:.4}", r.expected_cost_optimal));
+                ui.label(r.recall_gain_per_image.map(|g| format!("{:.5} ({} images)", g, r.collected)).unwrap_or_default());
+                ui.end_row();
+            }
+        });
     });
     ui.small(if view.cost_is_custom { "cost: the Dataset view's cost matrix" } else { "cost: number of mistakes (set a cost matrix in the Dataset view)" });
     let series = |values: &dyn Fn(usize) -> Vec<f64>| -> Vec<(String, Vec<f64>, egui::Color32)> {
@@ -199,6 +224,7 @@ fn compare_ui(ui: &mut egui::Ui, view: &LabView, settings: &mut LabSettings, cmd
     let mut dist = series(&|s| rows[s].predicted_distribution.clone());
     dist.insert(0, ("true frequency".to_string(), view.true_distribution.clone(), egui::Color32::from_rgb(200, 180, 40)));
     class_bars_ui(ui, "lab_dist", &classes, &dist, "fraction of held-out images");
+    mined_ui(ui, view, &chosen, &classes);
     ui.label("confusion matrices");
     ui.horizontal_wrapped(|ui| {
         for (i, cm) in view.confusions.iter().enumerate() {
@@ -208,4 +234,26 @@ fn compare_ui(ui: &mut egui::Ui, view: &LabView, settings: &mut LabSettings, cmd
             });
         }
     });
+}
+
+/// The negatives `hnm` mined most often, per selected run: they should look like the rare
+/// classes (shirts mined for "coat").
+fn mined_ui(ui: &mut egui::Ui, view: &LabView, chosen: &[usize], classes: &[String]) {
+    for &i in chosen {
+        let Some(tiles) = view.mined.get(&i) else { continue };
+        if tiles.is_empty() {
+            continue;
+        }
+        let r = &view.records[i];
+        ui.label(format!("negatives mined most often by {} (class, epochs mined)", r.config.strategy.name));
+        ui.horizontal_wrapped(|ui| {
+            for (sample, shown) in r.mined.iter().zip(tiles) {
+                ui.vertical(|ui| {
+                    crate::textures::picture_ui(ui, shown, 56.0, false).on_hover_text(&sample.source);
+                    let name = classes.get(sample.label).map(String::as_str).unwrap_or("?");
+                    ui.small(format!("{} ×{}", name.chars().take(10).collect::<String>(), sample.count));
+                });
+            }
+        });
+    }
 }

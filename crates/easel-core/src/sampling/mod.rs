@@ -20,8 +20,8 @@ use crate::rng::Rng;
 use crate::train::TrainSettings;
 
 pub use compare::{ComparisonRow, compare, comparison_csv, confusions, prior_corrected, rare_classes, true_distribution};
-pub use runs::{RunConfig, RunRecord, load_run, run_strategy, save_run};
-pub use strategy::{Strategy, StrategyPlan, StrategySpec, WeightScheme, class_weights};
+pub use runs::{MINED_KEPT, MinedSample, RunConfig, RunRecord, load_run, run_strategy, save_run};
+pub use strategy::{HARD_FRACTION, MineBy, MiningSettings, Strategy, StrategyPlan, StrategySpec, WeightScheme, class_weights};
 
 /// How many images of each class the training set keeps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +98,16 @@ impl Profile {
     }
 }
 
+/// A seeded subset of `set` with `targets[c]` images of class c (the first ones of a seeded
+/// shuffle), and the images it left out.
+pub fn imbalanced_split(set: &LabelledImages, targets: &[usize], seed: u64) -> (LabelledImages, LabelledImages) {
+    let kept = imbalanced_subset(set, targets, seed);
+    let in_kept: std::collections::HashSet<&str> = kept.sources.iter().map(String::as_str).collect();
+    let rest: Vec<usize> = (0..set.len()).filter(|&i| !in_kept.contains(set.sources[i].as_str())).collect();
+    let held = set.subset(&rest);
+    (kept, held)
+}
+
 /// A seeded subset of `set` with `targets[c]` images of class c (the first ones of a seeded shuffle).
 pub fn imbalanced_subset(set: &LabelledImages, targets: &[usize], seed: u64) -> LabelledImages {
     let mut order: Vec<usize> = (0..set.len()).collect();
@@ -123,6 +133,9 @@ pub fn imbalanced_subset(set: &LabelledImages, targets: &[usize], seed: u64) -> 
 pub struct LabData {
     pub train: LabelledImages,
     pub test: LabelledImages,
+    /// The training images the profile left out (`collect:N` draws more rare-class images
+    /// from them).
+    pub held_back: LabelledImages,
     /// 28x28 grey; normalised with Fashion-MNIST's statistics for IDX data, with the training
     /// images' own for a class-per-folder tree.
     pub input: InputSpec,
@@ -178,15 +191,51 @@ pub fn prepare_lab_data(
             .map_err(|e| Error::invalid(format!("no held-out data ({e}): give a test set or hold some images out")))?,
     };
     let targets = profile.targets(&full.class_counts(), per_class)?;
-    let train = imbalanced_subset(&full, &targets, seed);
+    let (train, held_back) = imbalanced_split(&full, &targets, seed);
     check_memory(train.len(), train.image_len(), test.len(), classes.len(), runs, targets.iter().copied().max().unwrap_or(0))?;
     if is_folder {
         let (mean, std) = pixel_mean_std(&train.pixels);
         input.mean = vec![mean];
         input.std = vec![std];
     }
-    Ok(LabData { train, test, input })
+    Ok(LabData { train, test, held_back, input })
 }
+
+/// `train` plus `n` more images of its rare classes (split evenly between them) from
+/// `held_back`, in a seeded order: collecting more rare data.
+pub fn collect_rare(train: &LabelledImages, held_back: &LabelledImages, n: usize, seed: u64) -> Result<LabelledImages> {
+    let rare = rare_classes(&train.class_counts());
+    if rare.is_empty() {
+        return Err(Error::invalid("collect:N needs rare classes (a long tail)"));
+    }
+    let mut order: Vec<usize> = (0..held_back.len()).filter(|&i| rare.contains(&held_back.labels[i])).collect();
+    Rng::new(seed ^ COLLECT_STREAM).shuffle(&mut order);
+    let available = order.len();
+    if available < n {
+        return Err(Error::invalid(format!("collect:{n} asks for {n} more rare-class images; the data holds back only {available}")));
+    }
+    // round-robin over the rare classes, so each gets its share
+    let mut per_class: Vec<Vec<usize>> = rare.iter().map(|&c| order.iter().copied().filter(|&i| held_back.labels[i] == c).collect()).collect();
+    let mut picked = Vec::with_capacity(n);
+    let mut r = 0;
+    while picked.len() < n {
+        if let Some(i) = per_class[r % rare.len()].pop() {
+            picked.push(i);
+        } else if per_class.iter().all(Vec::is_empty) {
+            break;
+        }
+        r += 1;
+    }
+    let extra = held_back.subset(&picked);
+    let mut out = train.clone();
+    out.pixels.extend_from_slice(&extra.pixels);
+    out.labels.extend_from_slice(&extra.labels);
+    out.sources.extend_from_slice(&extra.sources);
+    Ok(out)
+}
+
+/// Mixed into the seed for `collect:N`'s draw.
+const COLLECT_STREAM: u64 = 0x0C01_1EC7;
 
 /// Mixed into the seed for the held-out draw, so it is not the stream that picks the tail.
 const HOLDOUT_STREAM: u64 = 0x5EED_401D;
@@ -199,7 +248,7 @@ fn pixel_mean_std(pixels: &[u8]) -> (f32, f32) {
     (mean as f32, (var.sqrt() as f32).max(1e-3))
 }
 
-/// The run configuration of one strategy (oversampling also flips images).
+/// The run configuration of one strategy (oversampling and negative mining also flip images).
 pub fn run_config(
     spec: &StrategySpec,
     profile: &Profile,
@@ -214,7 +263,11 @@ pub fn run_config(
         per_class,
         architecture,
         input: input.clone(),
-        settings: TrainSettings { augment_flip: spec.parts.contains(&Strategy::Oversample), ..settings },
+        // samplers that repeat the rare images many times an epoch also flip them
+        settings: TrainSettings { augment_flip: spec.parts.contains(&Strategy::Oversample) || spec.parts.contains(&Strategy::Hnm), ..settings },
+        mining: MiningSettings::default(),
+        merges: Vec::new(),
+        collected: spec.parts.iter().map(|p| if let Strategy::Collect(n) = p { *n } else { 0 }).sum(),
     }
 }
 
@@ -269,15 +322,15 @@ mod tests {
     fn plans_balance_what_they_should() {
         let labels: Vec<usize> = (0..100).map(|i| if i < 90 { 0 } else { 1 }).collect();
         let mut rng = Rng::new(1);
-        let mut over = StrategyPlan::new(labels.clone(), 2, &"oversample".parse().unwrap(), None, 1).unwrap();
+        let mut over = StrategyPlan::new(labels.clone(), 2, &"oversample".parse().unwrap(), None, 1, &MiningSettings::default()).unwrap();
         let idx = over.indices(1, &mut rng);
         assert_eq!(idx.len(), 180);
         assert_eq!(idx.iter().filter(|&&i| labels[i] == 1).count(), 90);
-        let mut under = StrategyPlan::new(labels.clone(), 2, &"undersample".parse().unwrap(), None, 1).unwrap();
+        let mut under = StrategyPlan::new(labels.clone(), 2, &"undersample".parse().unwrap(), None, 1, &MiningSettings::default()).unwrap();
         assert_eq!(under.indices(1, &mut rng).len(), 20);
         let w = class_weights(&[90, 10], &WeightScheme::InverseFrequency, None).unwrap();
         assert!((w[1] / w[0] - 9.0).abs() < 1e-5);
-        let weighted = StrategyPlan::new(labels, 2, &"weighted".parse().unwrap(), None, 1).unwrap();
+        let weighted = StrategyPlan::new(labels, 2, &"weighted".parse().unwrap(), None, 1, &MiningSettings::default()).unwrap();
         assert!(weighted.class_weights().is_some());
     }
 

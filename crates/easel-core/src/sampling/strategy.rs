@@ -35,10 +35,61 @@ pub enum Strategy {
     Undersample,
     /// Each epoch, every class drawn with replacement up to the largest class's count.
     Oversample,
-    /// Hard-example mining: samples are drawn in proportion to their latest loss.
+    /// Hard negative mining, as the lesson describes it: every rare-class sample, plus the
+    /// frequent-class samples most likely to be misclassified, chosen again each epoch by
+    /// scoring the frequent pool with the current model (see [`MiningSettings`]).
     Hnm,
+    /// Samples drawn in proportion to their latest loss (the older, simpler "hard example"
+    /// sampler).
+    LossProportional,
+    /// Collect N more real rare-class images (from those the long tail held back), then train
+    /// as the other parts say.
+    Collect(usize),
     /// Loss weighting.
     Weighted(WeightScheme),
+}
+
+/// What makes a frequent-class sample "hard" for negative mining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum MineBy {
+    /// The probability of any wrong class (1 - p(true class)).
+    #[default]
+    Wrong,
+    /// The probability of the rare classes (the negatives that look like positives).
+    Rare,
+}
+
+/// Negative mining draws its hard negatives from this hardest share of the frequent pool.
+pub const HARD_FRACTION: f64 = 0.25;
+
+/// Negative mining's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MiningSettings {
+    pub by: MineBy,
+    /// Frequent-class samples per rare-class sample in an epoch.
+    pub ratio: f64,
+    /// Share of the frequent-class samples drawn at random, so easy ones are not forgotten.
+    pub random_share: f64,
+}
+
+impl Default for MiningSettings {
+    fn default() -> Self {
+        MiningSettings { by: MineBy::Wrong, ratio: 3.0, random_share: 0.2 }
+    }
+}
+
+impl MiningSettings {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.ratio.is_finite() && self.ratio > 0.0 && self.ratio <= 1000.0) {
+            return Err(Error::invalid(format!("the mining ratio {} must be in (0, 1000]", self.ratio)));
+        }
+        if !(0.0..=1.0).contains(&self.random_share) {
+            return Err(Error::invalid(format!("the random share {} must be in [0, 1]", self.random_share)));
+        }
+        Ok(())
+    }
 }
 
 /// A named combination of strategies.
@@ -59,15 +110,20 @@ impl FromStr for StrategySpec {
                 "undersample" => Ok(Strategy::Undersample),
                 "oversample" => Ok(Strategy::Oversample),
                 "hnm" => Ok(Strategy::Hnm),
+                "loss-proportional" => Ok(Strategy::LossProportional),
+                c if c.starts_with("collect:") => match c["collect:".len()..].parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(Strategy::Collect(n)),
+                    _ => Err(Error::invalid(format!("'{c}': collect:N with N at least 1, e.g. collect:200"))),
+                },
                 "weighted" | "weighted-inverse" => Ok(Strategy::Weighted(WeightScheme::InverseFrequency)),
                 "weighted-effective" => Ok(Strategy::Weighted(WeightScheme::EffectiveNumber(0.999))),
                 "weighted-cost" => Ok(Strategy::Weighted(WeightScheme::FromCost)),
                 other => Err(Error::invalid(format!(
-                    "unknown strategy '{other}': use uniform, ignore, undersample, oversample, hnm, weighted (-inverse, -effective, -cost), or combine them with +"
+                    "unknown strategy '{other}': use uniform, ignore, undersample, oversample, hnm, loss-proportional, weighted (-inverse, -effective, -cost), collect:N, or combine them with +"
                 ))),
             })
             .collect::<Result<Vec<_>>>()?;
-        let samplers = parts.iter().filter(|p| !matches!(p, Strategy::Weighted(_) | Strategy::Uniform)).count();
+        let samplers = parts.iter().filter(|p| !matches!(p, Strategy::Weighted(_) | Strategy::Uniform | Strategy::Collect(_))).count();
         if samplers > 1 {
             return Err(Error::invalid(format!("'{s}' combines two sampling schemes; combine one sampler with weighting")));
         }
@@ -83,14 +139,22 @@ pub struct StrategyPlan {
     weights: Option<Vec<f32>>,
     /// Samples kept by `Ignore`.
     kept: Option<Vec<usize>>,
-    /// Latest loss of each sample (hard-example mining).
+    /// Latest loss of each sample (the loss-proportional sampler).
     losses: Vec<f32>,
     /// How many times each class has been visited, weighted: the training prior.
     pub seen: Vec<f64>,
+    mining: MiningSettings,
+    /// Classes below the median count (negative mining keeps all of them).
+    rare: Vec<bool>,
+    /// The hard frequent-class samples chosen for the next epoch, hardest first.
+    hard: Option<Vec<usize>>,
+    /// How many epochs each sample was mined as a hard negative.
+    pub mined: Vec<u32>,
 }
 
 impl StrategyPlan {
-    pub fn new(labels: Vec<usize>, k: usize, spec: &StrategySpec, cost: Option<&CostMatrix>, seed: u64) -> Result<StrategyPlan> {
+    pub fn new(labels: Vec<usize>, k: usize, spec: &StrategySpec, cost: Option<&CostMatrix>, seed: u64, mining: &MiningSettings) -> Result<StrategyPlan> {
+        mining.validate()?;
         let counts = metrics::class_counts(&labels, k);
         let mut weights = None;
         for p in &spec.parts {
@@ -116,7 +180,52 @@ impl StrategyPlan {
             keep
         });
         let n = labels.len();
-        Ok(StrategyPlan { labels, k, parts: spec.parts.clone(), weights, kept, losses: vec![f32::NAN; n], seen: vec![0.0; k] })
+        let rare_classes = super::rare_classes(&counts);
+        let rare = (0..k).map(|c| rare_classes.contains(&c)).collect();
+        Ok(StrategyPlan {
+            labels,
+            k,
+            parts: spec.parts.clone(),
+            weights,
+            kept,
+            losses: vec![f32::NAN; n],
+            seen: vec![0.0; k],
+            mining: mining.clone(),
+            rare,
+            hard: None,
+            mined: vec![0; n],
+        })
+    }
+
+    /// The frequent-class samples.
+    fn frequent_pool(&self) -> Vec<usize> {
+        (0..self.labels.len()).filter(|&i| !self.rare[self.labels[i]]).collect()
+    }
+
+    /// An epoch of negative mining: as many samples as the data has, a `1 / (1 + ratio)` share of
+    /// them rare-class samples (drawn with replacement), the rest frequent-class ones: the hard
+    /// ones chosen by the last scoring, topped up at random (all at random before the first
+    /// scoring).
+    fn mining_epoch(&self, rng: &mut Rng) -> Vec<usize> {
+        let n = self.labels.len();
+        let rare: Vec<usize> = (0..n).filter(|&i| self.rare[self.labels[i]]).collect();
+        let pool = self.frequent_pool();
+        if rare.is_empty() || pool.is_empty() {
+            return (0..n).collect();
+        }
+        let n_rare = ((n as f64 / (1.0 + self.mining.ratio)).round() as usize).clamp(1, n);
+        let n_frequent = n - n_rare;
+        let mut idx: Vec<usize> = (0..n_rare).map(|_| rare[rng.below(rare.len())]).collect();
+        let n_hard = match self.hard.as_deref() {
+            Some(hard) if !hard.is_empty() => {
+                let n_hard = (n_frequent as f64 * (1.0 - self.mining.random_share)).round() as usize;
+                idx.extend((0..n_hard).map(|_| hard[rng.below(hard.len())]));
+                n_hard
+            }
+            _ => 0,
+        };
+        idx.extend((n_hard..n_frequent).map(|_| pool[rng.below(pool.len())]));
+        idx
     }
 
     fn by_class(&self) -> Vec<Vec<usize>> {
@@ -180,7 +289,9 @@ impl EpochPlan for StrategyPlan {
                     v
                 })
                 .collect()
-        } else if self.parts.contains(&Strategy::Hnm) && self.losses.iter().any(|l| l.is_finite()) {
+        } else if self.parts.contains(&Strategy::Hnm) {
+            self.mining_epoch(rng)
+        } else if self.parts.contains(&Strategy::LossProportional) && self.losses.iter().any(|l| l.is_finite()) {
             // draw N samples with probability proportional to (loss + mean loss): hard ones
             // more often, none never
             let seen: Vec<f32> = self.losses.iter().copied().filter(|l| l.is_finite()).collect();
@@ -217,5 +328,28 @@ impl EpochPlan for StrategyPlan {
         for (&i, &l) in indices.iter().zip(losses) {
             self.losses[i] = l;
         }
+    }
+
+    /// Negative mining scores the frequent pool with the current model before every epoch but
+    /// the first.
+    fn to_score(&mut self, epoch: usize) -> Vec<usize> {
+        if self.parts.contains(&Strategy::Hnm) && epoch > 1 { self.frequent_pool() } else { Vec::new() }
+    }
+
+    fn scored(&mut self, indices: &[usize], probs: &[Vec<f32>]) {
+        let hardness = |i: usize, p: &[f32]| -> f32 {
+            match self.mining.by {
+                MineBy::Wrong => 1.0 - p[self.labels[i]],
+                MineBy::Rare => (0..self.k).filter(|&c| self.rare[c]).map(|c| p[c]).sum(),
+            }
+        };
+        let mut scored: Vec<(usize, f32)> = indices.iter().zip(probs).map(|(&i, p)| (i, hardness(i, p))).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let n_hard = ((scored.len() as f64 * HARD_FRACTION).ceil() as usize).max(1);
+        let hard: Vec<usize> = scored.iter().take(n_hard).map(|&(i, _)| i).collect();
+        for &i in &hard {
+            self.mined[i] += 1;
+        }
+        self.hard = Some(hard);
     }
 }
