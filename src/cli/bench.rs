@@ -24,12 +24,19 @@ pub struct BenchArgs {
     /// Repetitions of each timing (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Skip EfficientNet-Lite0's occlusion (about 30 s on two cores).
+    /// Skip EfficientNet-Lite0's occlusion (about 30 s on two cores) and the fine-tuning figures.
     #[arg(long)]
     pub quick: bool,
+    /// Images per class for the fine-tuning figures (EfficientNet-Lite0 on Fashion-MNIST test
+    /// images written as a class-per-folder tree).
+    #[arg(long, default_value_t = 8)]
+    pub finetune_per_class: usize,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Replace an existing --json file.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -63,6 +70,12 @@ struct Case {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(p) = args.json.as_ref().filter(|p| p.exists() && !args.force) {
+        anyhow::bail!("{} already exists; pass --force to replace it", p.display());
+    }
+    if args.repeat > 1000 {
+        anyhow::bail!("--repeat must be at most 1000");
+    }
     let device = args.device.open()?;
     let cases = [
         Case {
@@ -140,9 +153,86 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         }
         report.push(entry);
     }
+    if !args.quick {
+        report.push(finetune_figures(&args, &device.device)?);
+    }
     if let Some(p) = &args.json {
         let v = json!({"device": device.info, "results": report});
-        easel_core::fsutil::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+        easel_core::fsutil::write_file(p, serde_json::to_string_pretty(&v)?.as_bytes(), args.force)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fine-tuning EfficientNet-Lite0 on a small folder of one's own classes, both ways, on the
+/// same folder in the same run: the frozen backbone's features computed once and a new output
+/// layer trained on them (`easel finetune --head-only`), against a full fine-tune of every
+/// layer (`--unfreeze-last 99`) for one epoch.
+fn finetune_figures(args: &BenchArgs, device: &burn::tensor::Device) -> Result<serde_json::Value> {
+    use easel_jobs::finetune::{self, FinetuneMode, FinetuneRequest, HeldOut};
+    let per_class = args.finetune_per_class.clamp(2, 1000);
+    let root = std::env::temp_dir().join(format!("easel-bench-finetune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let result = (|| -> Result<serde_json::Value> {
+        // a class-per-folder tree of Fashion-MNIST test images, as `easel export` writes it
+        let classes = easel_core::data::fashion_classes();
+        let src = easel_core::data::resolve_source(&args.assets.join("fashion-mnist"), "t10k")?;
+        let set = easel_core::data::load_source(&src, &easel_core::data::fashion_input(), &classes)?;
+        let mut taken = vec![0usize; classes.len()];
+        let mut files = Vec::new();
+        for i in 0..set.len() {
+            let l = set.labels[i];
+            if taken[l] >= per_class {
+                continue;
+            }
+            taken[l] += 1;
+            let img = set.image(i);
+            let gray = image::GrayImage::from_raw(img.width as u32, img.height as u32, img.pixels).context("image size")?;
+            let mut png = Vec::new();
+            gray.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+            files.push((format!("{}/{i}.png", super::export::slug(&classes[l])), png));
+        }
+        let data = root.join("data");
+        easel_core::fsutil::write_files(&data, &files, false)?;
+        let request = |mode, epochs, out: &str| FinetuneRequest {
+            model: args.assets.join("efficientnet-lite0/card.json"),
+            data: data.clone(),
+            held_out: HeldOut::Share(0.25),
+            mode,
+            head_lr_mult: 10.0,
+            epochs,
+            learning_rate: 1e-3,
+            batch_size: 16,
+            seed: 0,
+            out: root.join(out),
+            force: false,
+        };
+        let head_epochs = 20;
+        println!("\n== fine-tuning EfficientNet-Lite0 on {} images ({per_class} per class, a quarter held out) ==", files.len());
+        let head = finetune::run(&request(FinetuneMode::HeadOnly, head_epochs, "head"), device, &mut |_| {}, &mut |_, _| {}, Progress::none())?;
+        let full = finetune::run(&request(FinetuneMode::UnfreezeLast(99), 1, "full"), device, &mut |_| {}, &mut |_, _| {}, Progress::none())?;
+        let images = (head.train_images + head.test_images) as f64;
+        let feature_ips = images / head.feature_seconds;
+        let full_epoch = full.train_seconds;
+        let head_total = head.feature_seconds + head.train_seconds;
+        println!("features  {:.1} s for {images} images: {feature_ips:.1} images/s (computed once)", head.feature_seconds);
+        println!("head      {head_epochs} epochs on the cached features: {:.2} s", head.train_seconds);
+        println!("full      1 epoch of every layer: {full_epoch:.1} s ({:.1} images/s)", head.train_images as f64 / full_epoch);
+        println!(
+            "ratio     head-only, features + {head_epochs} epochs ({head_total:.1} s), against {head_epochs} full epochs (~{:.0} s): {:.1}x faster",
+            full_epoch * head_epochs as f64,
+            full_epoch * head_epochs as f64 / head_total
+        );
+        Ok(json!({
+            "model": "EfficientNet-Lite0 fine-tune",
+            "images": images,
+            "feature_seconds": head.feature_seconds,
+            "feature_images_per_sec": feature_ips,
+            "head_epochs": head_epochs,
+            "head_train_seconds": head.train_seconds,
+            "full_epoch_seconds": full_epoch,
+            "head_only_speedup_at_equal_epochs": full_epoch * head_epochs as f64 / head_total,
+        }))
+    })();
+    let _ = std::fs::remove_dir_all(&root);
+    result
 }

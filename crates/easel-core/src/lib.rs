@@ -21,6 +21,7 @@ pub mod render;
 pub mod rng;
 pub mod sampling;
 pub mod train;
+pub mod transfer;
 pub mod weights;
 
 pub use error::{Error, Result};

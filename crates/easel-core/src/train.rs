@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::card::InputSpec;
 use crate::data::LabelledImages;
 use crate::error::{Error, Result};
-use crate::models::{Net, NetMap, NetModule, read_floats};
+use crate::models::{Architecture, Net, NetMap, NetModule, read_floats};
 use crate::progress::Progress;
 use crate::rng::Rng;
 
@@ -30,6 +30,46 @@ pub struct TrainSettings {
     /// Flip each training image left-right with probability 1/2.
     #[serde(default)]
     pub augment_flip: bool,
+    /// Which parameters train, and how fast the output layer learns (fine-tuning).
+    #[serde(default)]
+    pub fine_tune: FineTune,
+}
+
+/// Fine-tuning: which parameters train, and the output layer's learning rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FineTune {
+    /// The output layer learns this many times faster than the rest (a new head on pre-trained
+    /// layers).
+    pub head_lr_mult: f64,
+    /// Train only the top `n` layer groups (the output layer is the top one; 1 = the head
+    /// alone); `None`: every layer.
+    pub trainable_groups: Option<usize>,
+    /// For this many epochs first, train the output layer alone, then the rest as well
+    /// (freeze, then unfreeze).
+    pub freeze_epochs: usize,
+}
+
+impl Default for FineTune {
+    fn default() -> Self {
+        FineTune { head_lr_mult: 1.0, trainable_groups: None, freeze_epochs: 0 }
+    }
+}
+
+impl FineTune {
+    fn is_plain(&self) -> bool {
+        self.head_lr_mult == 1.0 && self.trainable_groups.is_none() && self.freeze_epochs == 0
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.head_lr_mult.is_finite() && self.head_lr_mult > 0.0 && self.head_lr_mult <= 1000.0) {
+            return Err(Error::invalid(format!("the head learning-rate multiplier {} must be in (0, 1000]", self.head_lr_mult)));
+        }
+        if self.trainable_groups == Some(0) {
+            return Err(Error::invalid("at least the output layer must train"));
+        }
+        Ok(())
+    }
 }
 
 fn one() -> f64 {
@@ -38,7 +78,7 @@ fn one() -> f64 {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        TrainSettings { epochs: 10, batch_size: 64, learning_rate: 1e-3, lr_decay: 1.0, seed: 42, augment_flip: false }
+        TrainSettings { epochs: 10, batch_size: 64, learning_rate: 1e-3, lr_decay: 1.0, seed: 42, augment_flip: false, fine_tune: FineTune::default() }
     }
 }
 
@@ -62,8 +102,15 @@ pub trait EpochPlan {
     fn class_weights(&self) -> Option<Vec<f32>> {
         None
     }
-    /// Each visited sample's loss, after its batch (hard-example mining uses them).
+    /// Each visited sample's loss, after its batch (the loss-proportional sampler uses them).
     fn observe(&mut self, _indices: &[usize], _losses: &[f32]) {}
+    /// Samples to score with the current model before epoch `epoch` (negative mining); none
+    /// by default.
+    fn to_score(&mut self, _epoch: usize) -> Vec<usize> {
+        Vec::new()
+    }
+    /// The class probabilities of the samples [`EpochPlan::to_score`] asked for.
+    fn scored(&mut self, _indices: &[usize], _probs: &[Vec<f32>]) {}
 }
 
 /// Every sample once per epoch, shuffled.
@@ -102,6 +149,7 @@ pub fn weighted_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, weight
 #[allow(clippy::too_many_arguments)]
 pub fn train_net(
     net: Net,
+    arch: &Architecture,
     spec: &InputSpec,
     train: &LabelledImages,
     test: Option<&LabelledImages>,
@@ -117,16 +165,18 @@ pub fn train_net(
     if settings.epochs == 0 || settings.batch_size == 0 {
         return Err(Error::invalid("epochs and batch size must be at least 1"));
     }
+    settings.fine_tune.validate()?;
     let ad = device.clone().autodiff();
     ad.seed(settings.seed);
     device.seed(settings.seed);
-    let mut trainer = Trainer { spec, train, test, settings, plan, ad: &ad, on_event, progress, reports: Vec::new() };
+    let mut trainer = Trainer { arch, spec, train, test, settings, plan, ad: &ad, on_event, progress, reports: Vec::new() };
     let net = net.map_with(&mut trainer)?;
     Ok((net, trainer.reports))
 }
 
 /// Training as a [`NetMap`], so one generic loop serves every architecture.
 struct Trainer<'a, 'b> {
+    arch: &'a Architecture,
     spec: &'a InputSpec,
     train: &'a LabelledImages,
     test: Option<&'a LabelledImages>,
@@ -140,8 +190,10 @@ struct Trainer<'a, 'b> {
 
 impl NetMap for Trainer<'_, '_> {
     fn map<M: NetModule>(&mut self, module: M) -> Result<M> {
+        let groups = ParamGroups::of(&module, self.arch, &self.settings.fine_tune);
         let (m, reports) = train_module(
             module.to_device(self.ad).train(),
+            &groups,
             |m: &M, x| m.forward(x),
             self.spec,
             self.train,
@@ -157,9 +209,43 @@ impl NetMap for Trainer<'_, '_> {
     }
 }
 
+/// The parameters that train: the output layer, and the rest that may.
+struct ParamGroups {
+    head: Vec<ParamId>,
+    body: Vec<ParamId>,
+}
+
+impl ParamGroups {
+    fn of<M: NetModule>(module: &M, arch: &Architecture, ft: &FineTune) -> ParamGroups {
+        let named = crate::weights::param_names(module, arch.namer());
+        // layer groups from the output down (the output layer's group first)
+        let mut order: Vec<String> = Vec::new();
+        for (_, name) in &named {
+            let g = arch.layer_group(name);
+            if !order.contains(&g) {
+                order.push(g);
+            }
+        }
+        order.reverse();
+        let head_group = order.first().cloned().unwrap_or_default();
+        let trainable: Vec<&String> = order.iter().take(ft.trainable_groups.unwrap_or(usize::MAX)).collect();
+        let (mut head, mut body) = (Vec::new(), Vec::new());
+        for (id, name) in named {
+            let g = arch.layer_group(&name);
+            if g == head_group {
+                head.push(id);
+            } else if trainable.contains(&&g) {
+                body.push(id);
+            }
+        }
+        ParamGroups { head, body }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn train_module<M: Module + Clone>(
     mut model: M,
+    groups: &ParamGroups,
     forward: fn(&M, Tensor<4>) -> Tensor<2>,
     spec: &InputSpec,
     train: &LabelledImages,
@@ -171,6 +257,8 @@ fn train_module<M: Module + Clone>(
     progress: Progress<'_>,
 ) -> Result<(M, Vec<EpochReport>)> {
     let mut optim = AdamConfig::new().init();
+    let mut optim_head = AdamConfig::new().init();
+    let ft = &settings.fine_tune;
     let mut rng = Rng::new(settings.seed);
     let class_weights = plan.class_weights().unwrap_or_else(|| vec![1.0; train.classes.len()]);
     let (c, h, w) = (spec.channels, spec.height, spec.width);
@@ -178,6 +266,11 @@ fn train_module<M: Module + Clone>(
     let mut lr = settings.learning_rate;
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
+        let pool = plan.to_score(epoch);
+        if !pool.is_empty() {
+            let probs = predict_probabilities(&model.valid(), forward, spec, train, &pool, &ad.clone().inner(), progress)?;
+            plan.scored(&pool, &probs);
+        }
         let order = plan.indices(epoch, &mut rng);
         if order.is_empty() {
             return Err(Error::invalid("the sampling plan selected no samples"));
@@ -220,8 +313,19 @@ fn train_module<M: Module + Clone>(
                 return Err(Error::Compute(format!("the loss became {loss_value} in epoch {epoch}: lower the learning rate")));
             }
             loss_sum += loss_value * b as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            if ft.is_plain() {
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+            } else {
+                // the output layer and the rest step apart: a faster head, a frozen body
+                let mut g = loss.backward();
+                let head = GradientsParams::from_params(&mut g, &model, &groups.head);
+                if epoch > ft.freeze_epochs && !groups.body.is_empty() {
+                    let body = GradientsParams::from_params(&mut g, &model, &groups.body);
+                    model = optim.step(lr, model, body);
+                }
+                model = optim_head.step(lr * ft.head_lr_mult, model, head);
+            }
             on_event(TrainEvent::Batch { epoch, done: bi + 1, total: batches, loss: loss_value });
         }
         let (test_accuracy, test_recall) = match test {
@@ -274,6 +378,28 @@ fn predict_labels<M: Module>(
         let x = Tensor::<4>::from_data(TensorData::new(set.normalised_batch(chunk, spec), [chunk.len(), c, h, w]), device);
         let p = read_floats(forward(model, x).argmax(1).float())?;
         out.extend(p.iter().map(|&v| v as usize));
+    }
+    Ok(out)
+}
+
+/// Class probabilities of `indices` of a set with an inference-mode model.
+fn predict_probabilities<M: Module>(
+    model: &M,
+    forward: fn(&M, Tensor<4>) -> Tensor<2>,
+    spec: &InputSpec,
+    set: &LabelledImages,
+    indices: &[usize],
+    device: &Device,
+    progress: Progress<'_>,
+) -> Result<Vec<Vec<f32>>> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let mut out = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(256) {
+        progress.check()?;
+        let x = Tensor::<4>::from_data(TensorData::new(set.normalised_batch(chunk, spec), [chunk.len(), c, h, w]), device);
+        let logits = read_floats(forward(model, x))?;
+        let k = logits.len() / chunk.len();
+        out.extend(logits.chunks(k).map(crate::predict::softmax));
     }
     Ok(out)
 }
