@@ -2,7 +2,8 @@
 # Start easel under Xvfb on the photos demo, run one explanation, save a screenshot.
 #   scripts/screenshot.sh [OUT.png] [METHOD]
 # Environment: DEMO=photos|fashion, IMAGE=<part of a name>,
-# TAB=explain|compare|adversarial|dataset|sampling, RUNS=<folder of easel sample runs>,
+# TAB=explain|compare|adversarial|dataset|sampling|pretraining, RUNS=<folder of easel sample runs
+# or of an easel transfer lab>,
 # SIZE=1024x640 (the window; default 1400x860), CELL=6,0 (with TAB=dataset: open that
 # confusion-matrix cell's gallery).
 # Needs Xvfb and ImageMagick (`apt-get install -y xvfb imagemagick`). Prints the UI thread's
@@ -26,7 +27,7 @@ sleep 1
 DISPLAY=":$display" XDG_DATA_HOME="$state" ./target/release/easel gui --demo "$demo" --image "$image" --method "$method" \
   --tab "${TAB:-explain}" ${RUNS:+--runs "$RUNS"} ${CELL:+--open-cell "$CELL"} --window-size "$size" --announce --frame-stats --device cpu >"$log" 2>&1 &
 app=$!
-case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; sampling) ready="lab ready" ;; *) ready="explanation ready" ;; esac
+case "${TAB:-explain}" in compare) ready="compare ready" ;; adversarial) ready="attack ready" ;; dataset) ready="evaluation ready" ;; sampling) ready="lab ready" ;; pretraining) ready="pre-training ready" ;; *) ready="explanation ready" ;; esac
 for _ in $(seq 1 600); do
   grep -q "$ready" "$log" && break
   kill -0 "$app" 2>/dev/null || { cat "$log"; echo "easel exited early" >&2; exit 1; }

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(e) => {
+            cli::end_progress_line();
             eprintln!("easel: error: {e:#}");
             ExitCode::from(2)
         }

@@ -155,6 +155,8 @@ fn the_lab_is_the_same_from_the_cli_and_the_job_layer() {
         arch: Default::default(),
         settings: easel_jobs::lab::LabRequest::settings(1, 5),
         cost: None,
+        mining: Default::default(),
+        merges: Vec::new(),
         out: job.clone(),
         force: false,
     };

@@ -137,8 +137,8 @@ fn the_cascade_and_pgd_show_progress_time_left_and_cancel() {
     // PGD with many steps on EfficientNet: progress, time left, Cancel
     h.get_by_label("Adversarial").click();
     h.step();
-    h.state_mut().state.attack.pgd = true;
-    h.state_mut().state.attack.steps = 40;
+    h.state_mut().state.adversarial.attack.pgd = true;
+    h.state_mut().state.adversarial.attack.steps = 40;
     h.state_mut().commands.push(Command::Attack(easel_app::command::AttackCommand::Run));
     wait_for(&mut h, "PGD progress", 60, |a| a.adversarial.slot.counts().is_some_and(|(d, t)| d >= 2 && t == 40));
     let _bar = h.get_by_label_contains("attacking…");

@@ -225,3 +225,101 @@ fn every_view_fits_a_1024x640_window() {
     h.step();
     assert_fits(&h, "Dataset");
 }
+
+#[test]
+fn the_fool_pane_runs_from_its_button_and_the_robustness_pane_draws_its_curve() {
+    let mut h = harness(Demo::Fashion, "fool-pane");
+    wait_for(&mut h, "the demo", 60, |a| a.session.images.len() == 10_000 && map_of(a).is_some());
+    h.get_by_label("Adversarial").click();
+    h.step();
+    h.step();
+    h.get_by_label("Fool it").click();
+    h.step();
+    h.state_mut().state.adversarial.fool.target = 8;
+    h.step();
+    // the pane's button (the pane's tab has the same words)
+    let buttons: Vec<_> = h.get_all_by_label("Fool it").collect();
+    assert_eq!(buttons.len(), 2);
+    buttons[1].click();
+    h.step();
+    wait_for(&mut h, "the fooling image", 60, |a| a.adversarial.fool.slot.last().is_some() && !a.adversarial.fool.slot.is_running());
+    let m = h.state().adversarial.fool.slot.last().unwrap().output.meta.clone();
+    assert_eq!(m.target_class, "Bag");
+    assert!(m.target_probability >= 0.99);
+    let _ = h.get_by_label_contains(&format!("“Bag” {:.2} %", m.target_probability * 100.0));
+
+    h.get_by_label("How robust?").click();
+    h.step();
+    h.state_mut().state.adversarial.robust.limit = 200;
+    h.step();
+    h.get_by_label("Measure").click();
+    h.step();
+    wait_for(&mut h, "the curve", 120, |a| a.adversarial.robust.slot.last().is_some());
+    let out = h.state().adversarial.robust.slot.last().unwrap();
+    assert_eq!(out.report.images, 200);
+    let _ = h.get_by_label_contains("clean accuracy");
+    let _ = h.get_by_label("8.0/255");
+}
+
+#[test]
+#[ignore = "slow tier: pre-trains in the app"]
+fn the_pretraining_view_trains_two_regimes_with_live_curves_cancels_a_third_and_charts_both() {
+    assert!(std::path::Path::new(easel_core::data::SYSTEM_FASHION_MNIST).join("train-images-idx3-ubyte.gz").is_file(), "install dataset-fashion-mnist");
+    let mut h = harness(Demo::Fashion, "pretrain");
+    h.state_mut().pretrain.out_root = Some(scratch("pretrain-runs"));
+    wait_for(&mut h, "the demo", 60, |a| map_of(a).is_some());
+    h.get_by_label("Pre-training").click();
+    h.step();
+    {
+        let s = &mut h.state_mut().state.pretrain;
+        s.regimes = vec![easel_core::transfer::Regime::Scratch, easel_core::transfer::Regime::Transfer, easel_core::transfer::Regime::Weak];
+        s.labels = "10".into();
+        s.pretrain_epochs = 1;
+        s.test_limit = 300;
+    }
+    h.step();
+    h.get_by_label("Train the regimes").click();
+    h.step();
+    assert!(h.state().pretrain.is_running(), "training runs on its own thread");
+    wait_for(&mut h, "two regimes", 300, |a| a.pretrain.results.len() >= 2);
+    h.get_by_label("Cancel pre-training").click();
+    h.step();
+    wait_for(&mut h, "the cancel", 60, |a| !a.pretrain.is_running());
+    let p = &h.state().pretrain;
+    assert_eq!(p.results.len(), 2, "the third regime was cancelled");
+    assert!(p.live.iter().filter(|(_, v)| !v.is_empty()).count() >= 2, "live curves for the runs");
+    assert_eq!(h.state().notes.status.as_deref(), Some("pre-training cancelled"));
+    // the story chart has both regimes, named in its key (besides their checkboxes)
+    assert!(h.get_all_by_label("from scratch").count() >= 2, "checkbox and chart key");
+    assert!(h.get_all_by_label("transfer from other classes").count() >= 2, "checkbox and chart key");
+}
+
+#[test]
+fn the_lab_shows_the_negatives_hnm_mined_and_offers_the_merge_toggle() {
+    let out = scratch("lab-hnm");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(["sample", "--data", data.to_str().unwrap(), "--data-split", "t10k", "--holdout", "2000", "--per-class", "150"])
+        .args(["--profile", "longtail:30", "--rare", "4", "--epochs", "2", "--strategies", "uniform,hnm"])
+        .args(["--out", out.to_str().unwrap(), "--force", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let mut h = harness(Demo::Fashion, "lab-hnm-app");
+    wait_for(&mut h, "the demo", 60, |a| map_of(a).is_some());
+    h.get_by_label("Sampling lab").click();
+    h.step();
+    h.state_mut().commands.push(Command::Lab(LabCommand::OpenRuns(out)));
+    wait_for(&mut h, "the runs", 10, |a| a.lab.records.len() == 2);
+    h.step();
+    h.step();
+    let mined = h.state().lab.records.iter().find(|r| r.config.strategy.name == "hnm").unwrap().mined.clone();
+    assert!(!mined.is_empty());
+    let _ = h.get_by_label_contains("negatives mined most often by hnm");
+    assert!(h.get_all_by_label_contains(" ×").count() >= mined.len().min(8), "each mined tile is named with its class and count");
+    // the merge toggle
+    assert!(!h.state().state.lab.merge_rare);
+    h.get_by_label("also train with the rare classes merged into one").click();
+    h.step();
+    assert!(h.state().state.lab.merge_rare);
+}

@@ -5,12 +5,19 @@ mod convert;
 mod evaluate;
 mod explain;
 mod export;
+mod fool;
+mod merge;
+mod metrics;
 mod predict;
+mod robustness;
 mod sample;
 mod train;
+mod transfer;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -65,12 +72,25 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Write images of an IDX set as PNG files (class folders, or flat).
     Export(export::ExportArgs),
-    /// Run a model over a labelled set: predictions CSV and metrics (cached by model and data).
+    /// Run a model over a labelled set (or one shard of it): predictions CSV and metrics,
+    /// streamed and resumable (cached by model and data).
     Evaluate(evaluate::EvaluateArgs),
-    /// Metrics, costs (argmax and cost-optimal) and label issues from a predictions CSV.
-    Metrics(evaluate::MetricsArgs),
+    /// Metrics, costs (argmax and cost-optimal) and label issues from a predictions CSV; with
+    /// --versus, two models compared on the same samples (McNemar, bootstrap, per class).
+    Metrics(metrics::MetricsArgs),
+    /// Join the predictions of `easel evaluate --shard` runs into one CSV, checked.
+    Merge(merge::MergeArgs),
     /// The sampling lab: train under several sampling strategies on an imbalanced set and compare.
     Sample(sample::SampleArgs),
+    /// A fooling image: an artificial image the model is sure belongs to a class.
+    Fool(fool::FoolArgs),
+    /// Accuracy against the attack budget over a labelled set (FGSM or PGD).
+    Robustness(robustness::RobustnessArgs),
+    /// The pre-training lab: scratch, transfer, weak labels and an ImageNet backbone against the
+    /// number of labels, and what the labels cost.
+    Transfer(transfer::TransferArgs),
+    /// Fine-tune a model on a class-per-folder tree of your own classes.
+    Finetune(transfer::FinetuneArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -190,7 +210,35 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Export(args)) => export::run(args),
         Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
-        Some(Command::Metrics(args)) => evaluate::run_metrics(args),
+        Some(Command::Metrics(args)) => metrics::run_metrics(args),
+        Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Sample(args)) => sample::run(args),
+        Some(Command::Fool(args)) => fool::run(args),
+        Some(Command::Robustness(args)) => robustness::run(args),
+        Some(Command::Transfer(args)) => transfer::run_transfer(args),
+        Some(Command::Finetune(args)) => transfer::run_finetune(args),
     }
+}
+
+/// Whether a progress line (rewritten in place with `\r`) is open on stderr.
+static LINE_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Rewrite the progress line on stderr.
+pub fn progress_line(text: std::fmt::Arguments<'_>) {
+    eprint!("\r{text}");
+    let _ = std::io::stderr().flush();
+    LINE_OPEN.store(true, Ordering::Relaxed);
+}
+
+/// End the progress line, so what follows (a summary, an error) starts on its own line.
+pub fn end_progress_line() {
+    if LINE_OPEN.swap(false, Ordering::Relaxed) {
+        eprintln!();
+    }
+}
+
+/// Rewrite the progress line one last time and end it.
+pub fn finish_progress_line(text: std::fmt::Arguments<'_>) {
+    eprintln!("\r{text}");
+    LINE_OPEN.store(false, Ordering::Relaxed);
 }

@@ -23,7 +23,8 @@ use crate::views::compare::{self, CompareView};
 use crate::views::dataset::DatasetView;
 use crate::views::explain::ExplainView;
 use crate::views::lab::LabView;
-use crate::views::{chrome, dataset_ui, explain_ui, lab_ui};
+use crate::views::pretrain::PretrainView;
+use crate::views::{chrome, dataset_ui, explain_ui, lab_ui, pretrain_ui};
 
 /// Options from the command line (`easel gui ...`).
 #[derive(Clone, Debug, Default)]
@@ -72,6 +73,7 @@ pub struct EaselApp {
     pub adversarial: AdversarialView,
     pub dataset: DatasetView,
     pub lab: LabView,
+    pub pretrain: PretrainView,
     pub notes: Notes,
     pub commands: Vec<Command>,
     pub frames: FrameStats,
@@ -122,6 +124,7 @@ impl EaselApp {
             adversarial: AdversarialView::default(),
             dataset: DatasetView::default(),
             lab: LabView::default(),
+            pretrain: PretrainView::default(),
             notes,
             commands: Vec::new(),
             frames: FrameStats { measuring: start.frame_stats, ..Default::default() },
@@ -151,7 +154,12 @@ impl EaselApp {
             cmds.push(Command::OpenImages(start.images.clone()));
         }
         if let Some(r) = &start.runs {
-            cmds.push(Command::Lab(crate::command::LabCommand::OpenRuns(r.clone())));
+            // A folder written by `easel transfer` opens in the pre-training view; any other in the sampling lab.
+            if r.join("transfer.json").is_file() {
+                cmds.push(Command::Pretrain(crate::command::PretrainCommand::Open(r.clone())));
+            } else {
+                cmds.push(Command::Lab(crate::command::LabCommand::OpenRuns(r.clone())));
+            }
         }
         app.explain.run_next = start.method.is_some();
         app.dataset.open_cell_later = start.open_cell;
@@ -205,6 +213,11 @@ impl EaselApp {
                     self.notes.error(e);
                 }
             }
+            Command::OpenSecondModel(p) => {
+                if let Err(e) = self.session.load_second_model(&self.worker, p) {
+                    self.notes.error(e);
+                }
+            }
             Command::OpenImages(paths) => {
                 if let Err(e) = self.session.load_images(&self.worker, paths) {
                     self.notes.error(e);
@@ -229,9 +242,9 @@ impl EaselApp {
                 let c = &mut ctx!(self, egui);
                 match t {
                     Tab::Compare => self.compare.enter(&self.state.compare, &self.state.explain, c),
-                    Tab::Adversarial => self.adversarial.enter(&self.state.attack, c),
+                    Tab::Adversarial => self.adversarial.enter(&self.state.adversarial, c),
                     Tab::Dataset => self.dataset.enter(&self.state.dataset, c),
-                    Tab::Explain | Tab::Sampling => {}
+                    Tab::Explain | Tab::Sampling | Tab::Pretraining => {}
                 }
             }
             Command::SetDevice(d) => {
@@ -257,11 +270,15 @@ impl EaselApp {
             Command::ExportReportTo(dir) => self.export_report(dir),
             Command::Explain(c) => self.explain.run(c, &mut self.state.explain, &mut ctx!(self, egui)),
             Command::Compare(c) => self.compare.run(c, &self.state.compare, &self.state.explain, &mut ctx!(self, egui)),
-            Command::Attack(c) => self.adversarial.run(c, &self.state.attack, &mut ctx!(self, egui)),
+            Command::Attack(c) => self.adversarial.run(c, &mut self.state.adversarial, &mut ctx!(self, egui)),
             Command::Dataset(c) => self.dataset.run(c, &mut self.state.dataset, &mut ctx!(self, egui)),
             Command::Lab(c) => {
                 let device = self.state.session.device;
                 self.lab.run(c, &self.state.lab, &self.state.dataset, device, &mut ctx!(self, egui))
+            }
+            Command::Pretrain(c) => {
+                let device = self.state.session.device;
+                self.pretrain.run(c, &self.state.pretrain, device, &mut ctx!(self, egui))
             }
         }
     }
@@ -302,7 +319,7 @@ impl EaselApp {
                 // settings sized for another model's input do not carry over
                 self.state.explain.methods.clear();
                 let k = self.session.model.as_ref().map(|m| m.classes.len()).unwrap_or(0);
-                self.state.attack.target = self.state.attack.target.filter(|&t| t < k);
+                self.state.adversarial.attack.target = self.state.adversarial.attack.target.filter(|&t| t < k);
                 if !self.session.images.is_empty() {
                     let sel = self.session.selected.min(self.session.images.len() - 1);
                     self.commands.push(Command::SelectImage(sel));
@@ -310,6 +327,7 @@ impl EaselApp {
             }
             Change::Images => {
                 self.dataset.clear();
+                self.adversarial.images_changed();
                 self.compare.clear();
                 self.leave_image();
                 if self.state.tab == Tab::Dataset {
@@ -319,11 +337,19 @@ impl EaselApp {
                 self.commands.push(Command::SelectImage(sel));
             }
             Change::Leaving => self.leave_image(),
+            Change::SecondModel => {
+                let c = &mut ctx!(self, egui);
+                self.compare.pair.clear();
+                self.dataset.second_model_ready(&self.state.dataset, c);
+                if self.state.tab == Tab::Compare && self.compare.pair.active {
+                    self.compare.pair.run(None, &self.state.explain, c);
+                }
+            }
             Change::Ready => {
                 let c = &mut ctx!(self, egui);
                 self.explain.image_ready(&self.state.explain, c);
                 match self.state.tab {
-                    Tab::Compare => self.compare.image_ready(c),
+                    Tab::Compare => self.compare.image_ready(&self.state.explain, c),
                     Tab::Adversarial => self.adversarial.image_ready(c),
                     _ => {}
                 }
@@ -410,11 +436,12 @@ impl EaselApp {
         let c = &mut ctx!(self, egui);
         self.explain.logic(&self.state.explain, c);
         match self.state.tab {
-            Tab::Adversarial => self.adversarial.logic(&self.state.attack, c),
+            Tab::Adversarial => self.adversarial.logic(&self.state.adversarial, c),
             Tab::Compare => self.compare.logic(&self.state.compare, &self.state.explain, c),
             _ => {}
         }
         self.lab.logic(&self.state.lab, &self.state.dataset, c);
+        self.pretrain.logic(c);
     }
 }
 
@@ -487,9 +514,10 @@ impl EaselApp {
             match s.tab {
                 Tab::Explain => explain_ui::ui(ui, &self.explain, &mut s.explain, &self.session, cmds),
                 Tab::Compare => compare::ui(ui, &self.compare, &mut s.compare, &s.explain, &self.session, cmds),
-                Tab::Adversarial => adversarial::ui(ui, &self.adversarial, &mut s.attack, &self.session, cmds),
+                Tab::Adversarial => adversarial::ui(ui, &self.adversarial, &mut s.adversarial, &self.session, cmds),
                 Tab::Dataset => dataset_ui::ui(ui, &self.dataset, &mut s.dataset, &self.session, cmds),
                 Tab::Sampling => lab_ui::ui(ui, &self.lab, &mut s.lab, cmds),
+                Tab::Pretraining => pretrain_ui::ui(ui, &self.pretrain, &mut s.pretrain, cmds),
             }
         });
     }

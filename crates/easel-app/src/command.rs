@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use easel_core::device::DeviceChoice;
 use easel_core::explain::MethodKind;
+use easel_core::metrics::versus::Side;
 
 use crate::state::{Demo, Tab};
 
@@ -21,12 +22,22 @@ pub enum Pick {
     SaveCost,
     TrainSplit,
     Runs,
+    /// A second model (B) to compare with the open one.
+    SecondModel,
+    /// Model B's predictions as a CSV.
+    VersusPredictions,
+    /// A pre-training lab folder (documented runs) to open.
+    PretrainLab,
+    /// A class-per-folder set to fine-tune the open model on.
+    FinetuneFolder,
 }
 
 #[derive(Clone, Debug)]
 pub enum Command {
     LoadDemo(Demo),
     OpenModel(PathBuf),
+    /// Open a second model (B) beside the open one (A), to compare them.
+    OpenSecondModel(PathBuf),
     OpenImages(Vec<PathBuf>),
     Pick(Pick),
     SelectImage(usize),
@@ -42,6 +53,7 @@ pub enum Command {
     Attack(AttackCommand),
     Dataset(DatasetCommand),
     Lab(LabCommand),
+    Pretrain(PretrainCommand),
 }
 
 #[derive(Clone, Debug)]
@@ -67,12 +79,31 @@ pub enum CompareCommand {
     AcrossImages,
     Rerender,
     Cancel,
+    /// Model A's and model B's maps of the current image side by side, one scale.
+    SideBySide,
+    /// The same for image `index` of the open set, explaining `target` (`None`: A's
+    /// prediction), once it is on screen.
+    SideBySideOf {
+        index: usize,
+        target: Option<usize>,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum AttackCommand {
+    /// FGSM / PGD on the image on screen.
     Run,
     Cancel,
+    /// A fooling image for the chosen class.
+    Fool,
+    /// A fooling image for every class (the first 16) and their gallery.
+    FoolAll,
+    CancelFool,
+    /// The accuracy-against-epsilon curve over the open labelled set.
+    Robust,
+    CancelRobust,
+    /// Show image `i` of the open set in the Explain view.
+    OpenImage(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +135,14 @@ pub enum DatasetCommand {
     LoadCost(PathBuf),
     SaveCost(PathBuf),
     LoadTrainSplit(PathBuf),
+    /// Compare with model B's predictions in this CSV.
+    VersusPredictions(PathBuf),
+    /// Compare with the second model over the open set.
+    VersusSecondModel,
+    ClearVersus,
+    VersusGalleryPage(Side, usize),
+    /// Open sample `i` (a tile of a versus gallery) with both models' maps side by side.
+    OpenVersusSample(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -115,4 +154,16 @@ pub enum LabCommand {
     Choose(usize, bool),
     /// Recompute the comparison of the chosen runs.
     Refresh,
+}
+
+#[derive(Clone, Debug)]
+pub enum PretrainCommand {
+    Train,
+    Cancel,
+    /// Reopen a lab written by `easel transfer` or the view.
+    Open(PathBuf),
+    /// Open one run's model (and the Fashion-MNIST test set) in the Dataset view.
+    OpenModel(easel_core::transfer::Regime, usize),
+    /// Fine-tune the open model on this class-per-folder tree.
+    Finetune(PathBuf),
 }

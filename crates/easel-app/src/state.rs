@@ -21,10 +21,12 @@ pub enum Tab {
     Dataset,
     #[value(alias = "lab")]
     Sampling,
+    #[value(alias = "transfer")]
+    Pretraining,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [Tab::Explain, Tab::Compare, Tab::Adversarial, Tab::Dataset, Tab::Sampling];
+    pub const ALL: [Tab; 6] = [Tab::Explain, Tab::Compare, Tab::Adversarial, Tab::Dataset, Tab::Sampling, Tab::Pretraining];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -33,6 +35,7 @@ impl Tab {
             Tab::Adversarial => "Adversarial",
             Tab::Dataset => "Dataset",
             Tab::Sampling => "Sampling lab",
+            Tab::Pretraining => "Pre-training",
         }
     }
 }
@@ -161,6 +164,10 @@ pub struct LabSettings {
     pub epochs: usize,
     pub seed: u64,
     pub prior_correction: bool,
+    /// Also train with the rare classes merged into one (merged at training vs at inference).
+    pub merge_rare: bool,
+    /// Decide by minimum expected cost in the comparison (with the Dataset view's costs).
+    pub by_cost: bool,
 }
 
 impl Default for LabSettings {
@@ -173,8 +180,32 @@ impl Default for LabSettings {
             epochs: 3,
             seed: 0,
             prior_correction: false,
+            merge_rare: false,
+            by_cost: false,
         }
     }
+}
+
+/// The Adversarial view's panes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AdvPane {
+    /// FGSM / PGD on the image on screen.
+    #[default]
+    Attack,
+    /// Fooling images.
+    Fool,
+    /// Accuracy against epsilon over the open set.
+    Robust,
+}
+
+/// The Adversarial view's settings.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdversarialSettings {
+    pub pane: AdvPane,
+    pub attack: AttackSettings,
+    pub fool: crate::views::fool::FoolSettings,
+    pub robust: crate::views::robust::RobustSettings,
 }
 
 /// Everything that comes back on restart.
@@ -185,8 +216,9 @@ pub struct State {
     pub session: SessionState,
     pub explain: ExplainSettings,
     pub compare: CompareSettings,
-    pub attack: AttackSettings,
+    pub adversarial: AdversarialSettings,
     pub dataset: DatasetSettings,
     pub lab: LabSettings,
+    pub pretrain: crate::views::pretrain::PretrainSettings,
     pub show_frame_times: bool,
 }

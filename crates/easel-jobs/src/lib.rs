@@ -5,11 +5,16 @@
 //! writing and pictures. Nothing here knows about egui.
 
 pub mod explain;
+pub mod finetune;
+pub mod fool;
 pub mod lab;
+pub mod pair;
 pub mod picture;
 pub mod report;
+pub mod robustness;
 pub mod settings;
 pub mod slot;
+pub mod transfer;
 pub mod worker;
 
 pub use slot::{JobId, JobSlot, SlotState, Ticket};

@@ -1,4 +1,7 @@
-//! The worker's side of each request: load, predict, explain, render, check, evaluate, save.
+//! The worker's side of each request: load, predict, explain, render, check, evaluate, save;
+//! the second model's requests are in [`versus`].
+
+mod versus;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +38,8 @@ const PARTIAL_EVERY: Duration = Duration::from_millis(1000);
 pub(super) struct Worker {
     device: Option<ComputeDevice>,
     model: Option<(PathBuf, Arc<Classifier>)>,
+    /// Model B, compared with the current one.
+    second: Option<(PathBuf, Arc<Classifier>)>,
     set: Option<LabelledImages>,
     /// Where `set` came from, for the evaluation cache.
     set_source: Option<DataSource>,
@@ -68,7 +73,7 @@ impl Throttle {
 
 impl Worker {
     pub(super) fn new(events: Sender<Event>, repaint: Repaint) -> Worker {
-        Worker { device: None, model: None, set: None, set_source: None, events, repaint }
+        Worker { device: None, model: None, second: None, set: None, set_source: None, events, repaint }
     }
 
     pub(super) fn send(&self, e: Event) {
@@ -110,6 +115,12 @@ impl Worker {
             match Classifier::load(&path, &self.device()) {
                 Ok(m) => self.model = Some((path, Arc::new(m))),
                 Err(e) => self.send(Event::Failed { job: None, message: format!("reloading the model: {e}") }),
+            }
+        }
+        if let Some((path, _)) = self.second.take() {
+            match Classifier::load(&path, &self.device()) {
+                Ok(m) => self.second = Some((path, Arc::new(m))),
+                Err(e) => self.send(Event::Failed { job: None, message: format!("reloading the second model: {e}") }),
             }
         }
         self.send(Event::Device(Box::new(info)));
@@ -198,6 +209,67 @@ impl Worker {
                 Ok(()) => self.send(Event::Saved { job: ticket.id, path }),
                 Err(e) => self.fail(ticket.id, e),
             },
+            Request::Fool { ticket, request } => self.fool(&ticket, &request),
+            Request::FoolAll { ticket, request, classes } => {
+                let job = ticket.id;
+                let result = self.current_model().and_then(|model| {
+                    let progress = Progress::none().with_cancel(&ticket.cancel);
+                    crate::fool::run_all(&model, &request.start, &request.params, &classes, progress, &mut |done, total, o| {
+                        self.send(Event::FooledClass { job, done, total, output: Box::new(o.clone()) });
+                    })
+                });
+                match result {
+                    Ok(output) => self.send(Event::FooledAll { job, output: Box::new(output) }),
+                    Err(e) => self.finish_err(job, e),
+                }
+            }
+            Request::Robustness { ticket, request } => {
+                let job = ticket.id;
+                let result = self.current_model().and_then(|model| {
+                    let set = self.set.as_ref().ok_or_else(|| {
+                        Error::invalid("open a labelled set first (the Fashion-MNIST demo, an IDX set, or a folder with one sub-folder per class)")
+                    })?;
+                    let name = self.set_source.as_ref().map(|s| format!("{s:?}")).unwrap_or_default();
+                    let throttle = Throttle::new(PROGRESS_EVERY);
+                    let report = |d: usize, t: usize| self.progress(&throttle, job, d, t);
+                    let progress = Progress::none().with_cancel(&ticket.cancel).with_report(&report);
+                    crate::robustness::run(&model, set, &name, &request, progress)
+                });
+                match result {
+                    Ok(output) => self.send(Event::Robust { job, output: Box::new(output) }),
+                    Err(e) => self.finish_err(job, e),
+                }
+            }
+            Request::LoadSecondModel { ticket, path } => self.load_second(ticket.id, path),
+            Request::Versus { ticket, a, b, cost, cache } => self.versus(&ticket, &a, &b, cost.as_ref(), cache.as_deref()),
+            Request::ExplainPair { ticket, image, image_name, request } => self.explain_pair(&ticket, image, image_name, &request),
+        }
+    }
+
+    fn fool(&self, ticket: &Ticket, request: &crate::fool::FoolRequest) {
+        let job = ticket.id;
+        let result = self.current_model().and_then(|model| {
+            let spec = model.card.input.clone();
+            let throttle = Throttle::new(PROGRESS_EVERY);
+            let mut last_picture: Option<Instant> = None;
+            let mut on_step = |s: &easel_core::explain::fool::FoolStep, pixels: &[f32]| {
+                if !throttle.due(s.step, request.params.steps) {
+                    return;
+                }
+                let picture = if last_picture.is_none_or(|t| t.elapsed() >= PARTIAL_EVERY) {
+                    last_picture = Some(Instant::now());
+                    let img = easel_core::explain::pixels::image_from_unit(pixels, spec.channels, spec.height, spec.width);
+                    Some(picture::image_picture(&img))
+                } else {
+                    None
+                };
+                self.send(Event::FoolStep { job, step: s.clone(), picture });
+            };
+            crate::fool::run(&model, request, Progress::none().with_cancel(&ticket.cancel), &mut on_step)
+        });
+        match result {
+            Ok(output) => self.send(Event::Fooled { job, output: Box::new(output) }),
+            Err(e) => self.finish_err(job, e),
         }
     }
 
@@ -210,15 +282,7 @@ impl Worker {
     fn load_model(&mut self, job: JobId, path: PathBuf) {
         match Classifier::load(&path, &self.device()) {
             Ok(m) => {
-                let summary = ModelSummary {
-                    name: m.card.name.clone(),
-                    path: path.clone(),
-                    architecture: m.card.architecture.name(),
-                    classes: m.card.classes.clone(),
-                    input: (m.card.input.channels, m.card.input.height, m.card.input.width),
-                    hash: m.hash.clone(),
-                    stages: m.net.stage_names(),
-                };
+                let summary = summary_of(&m, &path);
                 self.model = Some((path, Arc::new(m)));
                 self.send(Event::ModelLoaded { job, model: Box::new(summary) });
             }
@@ -354,5 +418,18 @@ impl Worker {
             Ok(output) => self.send(Event::Explained { job, output: Box::new(output) }),
             Err(e) => self.finish_err(job, e),
         }
+    }
+}
+
+/// A loaded model, as the UI sees it.
+fn summary_of(m: &Classifier, path: &Path) -> ModelSummary {
+    ModelSummary {
+        name: m.card.name.clone(),
+        path: path.to_path_buf(),
+        architecture: m.card.architecture.name(),
+        classes: m.card.classes.clone(),
+        input: (m.card.input.channels, m.card.input.height, m.card.input.width),
+        hash: m.hash.clone(),
+        stages: m.net.stage_names(),
     }
 }

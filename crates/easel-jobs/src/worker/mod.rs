@@ -14,13 +14,19 @@ use easel_core::device::{DeviceChoice, DeviceInfo};
 use easel_core::explain::sanity::SanityMode;
 use easel_core::explain::{Method, SaliencyMap};
 use easel_core::imaging::PreparedImage;
+use easel_core::metrics::versus::VersusReport;
 use easel_core::metrics::{CostMatrix, Predictions};
 use easel_core::predict::ClassScore;
 use easel_core::render::RenderOptions;
 
+use easel_core::explain::fool::FoolStep;
+
 use crate::explain::{ExplainOutput, ExplainRequest, TrustFigures};
+use crate::fool::{FoolOutput, FoolRequest, GalleryOutput};
+use crate::pair::PairOutput;
 use crate::picture::Picture;
 use crate::report::Report;
+use crate::robustness::{RobustnessOutput, RobustnessRequest};
 use crate::slot::{JobId, Ticket};
 
 /// Where an image comes from.
@@ -89,6 +95,15 @@ impl ModelSummary {
     pub fn class_name(&self, k: usize) -> String {
         self.classes.get(k).cloned().unwrap_or_else(|| format!("class {k}"))
     }
+}
+
+/// Where model B's predictions come from, to compare with A's.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VersusSource {
+    /// A predictions CSV computed anywhere.
+    Csv(PathBuf),
+    /// The second model (see [`Request::LoadSecondModel`]) over the open labelled set.
+    SecondModel,
 }
 
 /// What the UI asks for.
@@ -177,6 +192,42 @@ pub enum Request {
         path: PathBuf,
         text: String,
     },
+    /// Open a second model (B) beside the current one (A), to compare them.
+    LoadSecondModel {
+        ticket: Ticket,
+        path: PathBuf,
+    },
+    /// Compare A's predictions with B's (joined by path).
+    Versus {
+        ticket: Ticket,
+        a: Box<Predictions>,
+        b: VersusSource,
+        cost: Option<CostMatrix>,
+        cache: Option<PathBuf>,
+    },
+    /// Both models' maps of one image (prepared for A), one method, one target, one scale.
+    ExplainPair {
+        ticket: Ticket,
+        image: PreparedImage,
+        image_name: String,
+        request: Box<ExplainRequest>,
+    },
+    /// Search for an image the model takes for one class.
+    Fool {
+        ticket: Ticket,
+        request: Box<FoolRequest>,
+    },
+    /// The same search for each of `classes` (the gallery).
+    FoolAll {
+        ticket: Ticket,
+        request: Box<FoolRequest>,
+        classes: Vec<usize>,
+    },
+    /// Accuracy against attack strength over the open labelled set.
+    Robustness {
+        ticket: Ticket,
+        request: Box<RobustnessRequest>,
+    },
 }
 
 impl Request {
@@ -196,7 +247,13 @@ impl Request {
             | Request::SplitCounts { ticket, .. }
             | Request::Thumbnails { ticket, .. }
             | Request::LoadCost { ticket, .. }
-            | Request::SaveText { ticket, .. } => Some(ticket),
+            | Request::SaveText { ticket, .. }
+            | Request::Fool { ticket, .. }
+            | Request::FoolAll { ticket, .. }
+            | Request::Robustness { ticket, .. }
+            | Request::LoadSecondModel { ticket, .. }
+            | Request::Versus { ticket, .. }
+            | Request::ExplainPair { ticket, .. } => Some(ticket),
         }
     }
 }
@@ -275,6 +332,47 @@ pub enum Event {
         job: JobId,
         cost: CostMatrix,
     },
+    /// A step of a fooling search, with the current image now and then.
+    FoolStep {
+        job: JobId,
+        step: FoolStep,
+        picture: Option<Picture>,
+    },
+    Fooled {
+        job: JobId,
+        output: Box<FoolOutput>,
+    },
+    /// One class of an all-classes run is done (done of total).
+    FooledClass {
+        job: JobId,
+        done: usize,
+        total: usize,
+        output: Box<FoolOutput>,
+    },
+    FooledAll {
+        job: JobId,
+        output: Box<GalleryOutput>,
+    },
+    Robust {
+        job: JobId,
+        output: Box<RobustnessOutput>,
+    },
+    SecondModelLoaded {
+        job: JobId,
+        model: Box<ModelSummary>,
+    },
+    /// B's predictions in A's row order and the comparison.
+    Versus {
+        job: JobId,
+        b: Box<Predictions>,
+        report: Box<VersusReport>,
+        /// What B is, in words (a model's name or a file).
+        b_name: String,
+    },
+    ExplainedPair {
+        job: JobId,
+        output: Box<PairOutput>,
+    },
 }
 
 impl Event {
@@ -295,7 +393,15 @@ impl Event {
             | Event::Evaluated { job, .. }
             | Event::SplitCounts { job, .. }
             | Event::Thumbnails { job, .. }
-            | Event::CostLoaded { job, .. } => Some(*job),
+            | Event::CostLoaded { job, .. }
+            | Event::FoolStep { job, .. }
+            | Event::Fooled { job, .. }
+            | Event::FooledClass { job, .. }
+            | Event::FooledAll { job, .. }
+            | Event::Robust { job, .. }
+            | Event::SecondModelLoaded { job, .. }
+            | Event::Versus { job, .. }
+            | Event::ExplainedPair { job, .. } => Some(*job),
         }
     }
 }
