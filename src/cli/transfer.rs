@@ -98,20 +98,26 @@ pub fn run_transfer(args: TransferArgs) -> Result<ExitCode> {
     let req =
         TransferRequest { config, data: args.data.clone(), test: args.test.clone(), backbone: args.backbone.clone(), out: args.out.clone(), force: args.force };
     let device = args.device.open()?;
+    let report = |done: usize, total: usize| super::progress_line(format_args!("    {done}/{total}   "));
     let s = transfer::run(
         &req,
         &device.device,
         &mut |e| match e {
             TransferEvent::Prepared { target, train, test } => eprintln!("easel: target classes {target:?}: {train} training images, {test} held out"),
-            TransferEvent::Stage(s) => eprintln!("  {s}"),
+            TransferEvent::Stage(s) => {
+                super::end_progress_line();
+                eprintln!("  {s}");
+            }
             TransferEvent::Epoch { .. } => {}
             TransferEvent::Done(r) => {
+                super::end_progress_line();
                 eprintln!("    {:<9} {:>4} labels/class: accuracy {:.4} ({:.1} s)", r.regime.name(), r.labels_per_class, r.test_accuracy, r.seconds);
                 let _ = std::io::stderr().flush();
             }
         },
-        Progress::none(),
+        Progress::none().with_report(&report),
     )?;
+    super::end_progress_line();
     println!("{:<10} {:>16} {:>9} {:>9}", "regime", "labels per class", "accuracy", "balanced");
     for r in &s.results {
         println!("{:<10} {:>16} {:>9.4} {:>9.4}", r.regime.name(), r.labels_per_class, r.test_accuracy, r.balanced_accuracy);
@@ -189,7 +195,18 @@ pub fn run_finetune(args: FinetuneArgs) -> Result<ExitCode> {
         force: args.force,
     };
     let device = args.device.open()?;
-    let out = finetune::run(&req, &device.device, &mut |s| eprintln!("  {s}"), &mut |_, _| {}, Progress::none())?;
+    let report = |done: usize, total: usize| super::progress_line(format_args!("    {done}/{total}   "));
+    let mut on_stage = |s: &str| {
+        super::end_progress_line();
+        eprintln!("  {s}");
+    };
+    let mut on_epoch = |e: usize, acc: f64| {
+        super::end_progress_line();
+        eprintln!("    epoch {e}: training accuracy {acc:.4}");
+    };
+    let out = finetune::run(&req, &device.device, &mut on_stage, &mut on_epoch, Progress::none().with_report(&report));
+    super::end_progress_line();
+    let out = out?;
     eprintln!(
         "easel: {} classes {:?}: held-out accuracy {:.4} on {} images ({} trained on; features {:.1} s, training {:.1} s) -> {}",
         out.classes.len(),

@@ -49,17 +49,23 @@ fn setup_ui(ui: &mut egui::Ui, view: &PretrainView, s: &mut PretrainSettings, cm
             }
         }
     });
-    ui.horizontal_wrapped(|ui| {
+    // Sliders do not wrap inside a wrapping row (each is a row of its own), so the rows are
+    // short enough for a 1024-pixel window.
+    ui.horizontal(|ui| {
         ui.label("labels per class");
         ui.add(egui::TextEdit::singleline(&mut s.labels).desired_width(100.0));
         ui.add(egui::Slider::new(&mut s.noise, 0.0..=0.9).text("weak-label noise"));
+    });
+    ui.horizontal(|ui| {
         ui.add(egui::Slider::new(&mut s.head_lr_mult, 1.0..=100.0).logarithmic(true).text("head LR x"));
         ui.add(egui::Slider::new(&mut s.freeze_epochs, 0..=10).text("head-only epochs first"));
     });
-    ui.horizontal_wrapped(|ui| {
+    ui.horizontal(|ui| {
         ui.add(egui::DragValue::new(&mut s.label_cost).range(0.0..=1e6).prefix("cost per label ").speed(1.0));
         ui.add(egui::Slider::new(&mut s.target_accuracy, 0.5..=0.99).text("target accuracy"));
         ui.add(egui::DragValue::new(&mut s.seed).prefix("seed "));
+    });
+    ui.horizontal(|ui| {
         ui.add(egui::Slider::new(&mut s.pretrain_epochs, 1..=10).text("pre-training epochs"));
         ui.add(egui::Slider::new(&mut s.test_limit, 100..=5000).logarithmic(true).text("held-out images"));
     });
@@ -107,7 +113,7 @@ fn sentence(to: &[LabelsToReach], target: f64, cost: f64) -> String {
         .iter()
         .filter(|t| (t.target_accuracy - target).abs() < 1e-9)
         .map(|t| match (t.labels, t.labels_per_class) {
-            (Some(l), Some(_)) => format!("{} {}{l:.0} labels ({:.0})", t.regime.name(), if t.at_most { "at most " } else { "~" }, l * cost),
+            (Some(l), Some(n)) => format!("{} {}{n:.0} per class, {l:.0} labels ({:.0})", t.regime.name(), if t.at_most { "at most " } else { "~" }, l * cost),
             _ => format!("{} does not get there", t.regime.name()),
         })
         .collect();
@@ -130,9 +136,11 @@ fn story_ui(ui: &mut egui::Ui, view: &PretrainView, s: &PretrainSettings, cmds: 
             ui.colored_label(colour(r), r.title());
         }
     });
+    // the y axis starts a little below the worst result, so the gaps between regimes show
+    let lowest = view.results.iter().map(|r| r.test_accuracy).fold(1.0f64, f64::min);
     Plot::new("pretrain_story")
         .height(220.0)
-        .include_y(0.0)
+        .include_y(((lowest - 0.05) * 20.0).floor() / 20.0)
         .include_y(1.0)
         .x_axis_label("labels per class (log scale)")
         .y_axis_label("held-out accuracy")
