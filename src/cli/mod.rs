@@ -130,6 +130,14 @@ pub struct GuiArgs {
     /// With --tab dataset: open the gallery of this confusion-matrix cell, TRUE,PREDICTED.
     #[arg(long, value_parser = parse_cell)]
     pub open_cell: Option<(usize, usize)>,
+    /// With --tab adversarial: show this pane and run it once the first image is ready
+    /// (fool: a fooling image for every class; robust: the accuracy-against-epsilon curve).
+    #[arg(long, value_enum)]
+    pub pane: Option<easel_app::state::AdvPane>,
+    /// Open this model as B beside the first: the Dataset view compares them on the open set
+    /// (A versus B), the Compare view shows both maps.
+    #[arg(long)]
+    pub versus: Option<PathBuf>,
 }
 
 fn parse_cell(s: &str) -> Result<(usize, usize), String> {
@@ -163,6 +171,8 @@ fn run_gui(args: GuiArgs) -> Result<ExitCode> {
         cache: None,
         window_size: args.window_size,
         open_cell: args.open_cell,
+        pane: args.pane,
+        versus: args.versus,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,12 +12,12 @@ use easel_jobs::report::Report;
 use easel_jobs::worker::{Event, Request, WorkerHandle};
 use eframe::egui;
 
-use crate::command::Command;
+use crate::command::{AttackCommand, Command};
 use crate::ctx::{AppPaths, Ctx, Notes};
 use crate::dialogs::Dialogs;
 use crate::frames::FrameStats;
 use crate::session::{Change, Session};
-use crate::state::{Demo, State, Tab};
+use crate::state::{AdvPane, Demo, State, Tab};
 use crate::views::adversarial::{self, AdversarialView};
 use crate::views::compare::{self, CompareView};
 use crate::views::dataset::DatasetView;
@@ -50,6 +50,11 @@ pub struct StartOptions {
     /// Open this confusion-matrix cell's gallery (true, predicted) once the Dataset view has
     /// its predictions.
     pub open_cell: Option<(usize, usize)>,
+    /// Show this pane of the Adversarial view and run it once the first image is ready
+    /// (`fool`: the gallery of every class; `robust`: the curve over the open set).
+    pub pane: Option<AdvPane>,
+    /// Open this model as B, to compare with the open model in the Dataset and Compare views.
+    pub versus: Option<PathBuf>,
 }
 
 pub const STATE_KEY: &str = "easel-state";
@@ -105,6 +110,9 @@ impl EaselApp {
         if let Some(t) = start.tab {
             state.tab = t;
         }
+        if let Some(p) = start.pane {
+            state.adversarial.pane = p;
+        }
         let repaint_ctx = ctx.clone();
         let mut notes = Notes::default();
         let worker = match WorkerHandle::spawn(state.session.device, Arc::new(move || repaint_ctx.request_repaint_after(crate::ctx::WAKE_DELAY))) {
@@ -153,6 +161,9 @@ impl EaselApp {
         if start.demo.is_none() && start.model.is_some() && !start.images.is_empty() {
             cmds.push(Command::OpenImages(start.images.clone()));
         }
+        if let Some(b) = &start.versus {
+            cmds.push(Command::OpenSecondModel(b.clone()));
+        }
         if let Some(r) = &start.runs {
             // A folder written by `easel transfer` opens in the pre-training view; any other in the sampling lab.
             if r.join("transfer.json").is_file() {
@@ -163,6 +174,7 @@ impl EaselApp {
         }
         app.explain.run_next = start.method.is_some();
         app.dataset.open_cell_later = start.open_cell;
+        app.adversarial.run_pane_later = start.pane.filter(|p| *p != AdvPane::Attack);
         app.commands.extend(cmds);
         app.run_commands(ctx);
         app
@@ -350,7 +362,14 @@ impl EaselApp {
                 self.explain.image_ready(&self.state.explain, c);
                 match self.state.tab {
                     Tab::Compare => self.compare.image_ready(&self.state.explain, c),
-                    Tab::Adversarial => self.adversarial.image_ready(c),
+                    Tab::Adversarial => {
+                        self.adversarial.image_ready(c);
+                        match self.adversarial.run_pane_later.take() {
+                            Some(AdvPane::Fool) => self.commands.push(Command::Attack(AttackCommand::FoolAll)),
+                            Some(AdvPane::Robust) => self.commands.push(Command::Attack(AttackCommand::Robust)),
+                            _ => {}
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -187,7 +187,7 @@ impl Default for LabSettings {
 }
 
 /// The Adversarial view's panes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 pub enum AdvPane {
     /// FGSM / PGD on the image on screen.
     #[default]

@@ -38,6 +38,8 @@ pub struct AdversarialView {
     auto_at: Option<Instant>,
     pub fool: FoolView,
     pub robust: RobustView,
+    /// Run this pane once the first image is ready (`easel gui --pane`).
+    pub run_pane_later: Option<crate::state::AdvPane>,
 }
 
 impl AdversarialView {

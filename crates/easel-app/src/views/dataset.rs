@@ -287,6 +287,10 @@ impl DatasetView {
                     self.open_cell(t, p, settings, ctx);
                 }
                 ctx.announce("evaluation ready");
+                // a second model opened while A was evaluated is compared now
+                if ctx.session.second.is_some() {
+                    self.second_model_ready(settings, ctx);
+                }
             }
             Event::SplitCounts { job, counts, source } if self.side_job.owns(job) => {
                 self.side_job.finish(job, ());

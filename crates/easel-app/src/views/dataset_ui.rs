@@ -29,7 +29,12 @@ pub fn ui(ui: &mut egui::Ui, view: &DatasetView, settings: &mut DatasetSettings,
         return;
     };
     let wide = ui.available_width() >= 1000.0;
+    // once B is open, the comparison is what the user came for: it goes first
+    let versus_first = view.versus.report.is_some() || view.versus.job.is_running();
     egui::ScrollArea::vertical().id_salt("dataset").auto_shrink([false, false]).show(ui, |ui| {
+        if versus_first {
+            egui::CollapsingHeader::new("A versus B").default_open(true).show(ui, |ui| super::versus_ui::ui(ui, view, session, cmds));
+        }
         if wide {
             ui.horizontal_top(|ui| {
                 ui.vertical(|ui| {
@@ -54,7 +59,9 @@ fn left_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, settings: 
 
 fn right_ui(ui: &mut egui::Ui, view: &DatasetView, f: &DatasetFigures, settings: &mut DatasetSettings, session: &Session, cmds: &mut Vec<Command>) {
     egui::CollapsingHeader::new("Gallery").default_open(true).show(ui, |ui| gallery_ui(ui, view, f, settings, cmds));
-    egui::CollapsingHeader::new("A versus B").default_open(true).show(ui, |ui| super::versus_ui::ui(ui, view, session, cmds));
+    if !(view.versus.report.is_some() || view.versus.job.is_running()) {
+        egui::CollapsingHeader::new("A versus B").default_open(true).show(ui, |ui| super::versus_ui::ui(ui, view, session, cmds));
+    }
     egui::CollapsingHeader::new("Costs of mistakes").default_open(true).show(ui, |ui| costs_ui(ui, f, settings, cmds));
     egui::CollapsingHeader::new("Merge classes").default_open(false).show(ui, |ui| merge_ui(ui, view, settings, cmds));
     egui::CollapsingHeader::new("One class against the rest").default_open(false).show(ui, |ui| threshold_ui(ui, f, settings, cmds));

@@ -129,7 +129,7 @@ pub fn ui(ui: &mut egui::Ui, view: &RobustView, settings: &mut RobustSettings, s
     };
     let r = &out.report;
     egui::ScrollArea::vertical().id_salt("robust").auto_shrink([false, false]).show(ui, |ui| {
-        ui.label(format!("{} images, {:?}: clean accuracy {:.4}", r.images, r.attack, r.clean_accuracy));
+        ui.label(format!("{} images, {}: clean accuracy {:.4}", r.images, r.attack.title(), r.clean_accuracy));
         let pts: Vec<[f64; 2]> = r.curve.iter().map(|p| [p.epsilon as f64 * 255.0, p.accuracy]).collect();
         Plot::new("robust_curve")
             .height(200.0)

@@ -24,6 +24,16 @@ pub enum AttackKind {
     Pgd,
 }
 
+impl AttackKind {
+    /// The attack's usual name: "FGSM", "PGD".
+    pub fn title(self) -> &'static str {
+        match self {
+            AttackKind::Fgsm => "FGSM",
+            AttackKind::Pgd => "PGD",
+        }
+    }
+}
+
 /// At most this many epsilons in one curve.
 pub const MAX_EPSILONS: usize = 64;
 
