@@ -267,7 +267,7 @@ fn by_index(csv: &Path) -> Vec<(usize, Vec<f32>)> {
 }
 
 #[test]
-#[ignore = "slow tier: writes 110,000 PNG files and evaluates 100,000 of them three times (scripts/test.sh runs it)"]
+#[ignore = "benchmark: writes 110,000 PNG files and evaluates 100,000 of them three times (scripts/bench-folder.sh runs it)"]
 fn a_folder_of_100k_images_streams_in_bounded_memory_and_resumes_after_kill_9() {
     let d = scratch("100k");
     let model = asset("fashion-mnist/model/card.json");
