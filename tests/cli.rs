@@ -239,3 +239,38 @@ fn info_names_the_device() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'quantum'"));
 }
+
+#[test]
+fn evaluate_on_a_fresh_machine_creates_its_cache_folder() {
+    // no cache folder yet, as on a machine that never ran easel
+    let d = scratch("fresh-cache");
+    let cache = d.join("never").join("made");
+    // a small class-per-folder set: two classes, two images each
+    let data = d.join("data");
+    for class in ["0", "1"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for name in ["0-ankle-boot.png", "1-pullover.png"] {
+            std::fs::copy(asset("fashion-mnist/samples").join(name), data.join(class).join(name)).unwrap();
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(["evaluate", "--model", s(&fashion_card()), "--data", s(&data), "--device", "cpu", "--json"])
+        .env("EASEL_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_dir(&cache).unwrap().count() > 0, "the predictions were cached");
+    // a relative cache setting is ignored rather than writing into the working folder
+    let cwd = d.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_easel"))
+        .current_dir(&cwd)
+        .args(["evaluate", "--model", s(&fashion_card()), "--data", s(&data), "--device", "cpu", "--json"])
+        .env("EASEL_CACHE_DIR", "relative-cache")
+        .env("XDG_CACHE_HOME", d.join("xdg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!cwd.join("relative-cache").exists());
+    assert!(d.join("xdg").join("easel").is_dir());
+}

@@ -130,15 +130,18 @@ fn hash_tree(root: &Path, dir: &Path, h: &mut sha2::Sha256) {
 }
 
 /// Where cached predictions live: `$EASEL_CACHE_DIR`, else `$XDG_CACHE_HOME/easel`, else
-/// `~/.cache/easel`.
+/// `~/.cache/easel`. Empty or relative values are ignored (as the XDG specification says),
+/// so the cache never lands in whatever folder the command runs in. The folder is created
+/// when the first predictions are written.
 pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("EASEL_CACHE_DIR") {
-        return Some(PathBuf::from(d));
+    let absolute = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(d) = absolute("EASEL_CACHE_DIR") {
+        return Some(d);
     }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("easel"));
+    if let Some(d) = absolute("XDG_CACHE_HOME") {
+        return Some(d.join("easel"));
     }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("easel"))
+    absolute("HOME").map(|h| h.join(".cache").join("easel"))
 }
 
 /// The cached predictions of a model (by hash) on data (by fingerprint) in `cache`.

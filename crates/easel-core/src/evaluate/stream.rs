@@ -106,6 +106,10 @@ pub fn evaluate_to_csv(run: &Run<'_>, progress: Progress<'_>) -> Result<Outcome>
             Err(e) => return Err(Error::invalid(format!("{e}; pass --force to start over"))),
         }
     }
+    // the cache folder (or the folder of --out) may not exist yet: a fresh machine has none
+    if let Some(dir) = partial.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::fsutil::ensure_dir(dir)?;
+    }
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&partial).map_err(|e| Error::write(&partial, e))?;
     if resumed == 0 {
         file.set_len(0).map_err(|e| Error::write(&partial, e))?;
