@@ -273,6 +273,9 @@ fn the_pretraining_view_trains_two_regimes_with_live_curves_cancels_a_third_and_
     {
         let s = &mut h.state_mut().state.pretrain;
         s.regimes = vec![easel_core::transfer::Regime::Scratch, easel_core::transfer::Regime::Transfer, easel_core::transfer::Regime::Weak];
+        // two small tasks (12,000 training images each), so pre-training takes seconds
+        s.target_classes = "8,9".into();
+        s.source_classes = "0,1".into();
         s.labels = "10".into();
         s.pretrain_epochs = 1;
         s.test_limit = 300;

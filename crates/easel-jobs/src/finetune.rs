@@ -166,8 +166,7 @@ pub fn run(
         }
     };
     let train_seconds = t0.elapsed().as_secs_f64() - feature_seconds;
-    fsutil::ensure_dir(&req.out)?;
-    weights::write_safetensors(&req.out.join("weights.safetensors"), &net.torch_tensors(&arch)?)?;
+    let weights_bytes = weights::safetensors_bytes(&net.torch_tensors(&arch)?)?;
     let card = ModelCard {
         format: CARD_FORMAT.into(),
         name: format!("{} fine-tuned on {}", base.card.name, req.data.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
@@ -179,11 +178,22 @@ pub fn run(
         license: base.card.license.clone(),
         metrics: serde_json::Value::Null,
     };
-    card.save(&card_path)?;
-    let model = Classifier::load(&card_path, device)?;
     let probs = match probs {
         Some(p) => p,
-        None => easel_core::evaluate::evaluate(&model, &test, 64, progress)?.probs.unwrap_or_default(),
+        None => {
+            // the held-out images go through the model as every command will load it: from
+            // its card, in a staging folder beside the result (removed after)
+            let staging = staging_dir(&req.out);
+            let staged = (|| -> Result<Vec<Vec<f32>>> {
+                fsutil::ensure_dir(&staging)?;
+                fsutil::write_atomic(&staging.join("weights.safetensors"), &weights_bytes)?;
+                fsutil::write_atomic(&staging.join("card.json"), &card.to_json_bytes()?)?;
+                let model = Classifier::load(&staging.join("card.json"), device)?;
+                Ok(easel_core::evaluate::evaluate(&model, &test, 64, progress)?.probs.unwrap_or_default())
+            })();
+            let _ = std::fs::remove_dir_all(&staging);
+            staged?
+        }
     };
     let p = metrics::Predictions::from_probs(classes.clone(), test.sources.clone(), test.labels.clone(), probs);
     let r = metrics::report(&p, None);
@@ -200,8 +210,20 @@ pub fn run(
         train_seconds,
         curve,
     };
-    fsutil::write_atomic(&req.out.join("metrics.json"), &json_bytes(&out)?)?;
+    // weights, card and metrics appear together or not at all
+    let files = vec![
+        ("weights.safetensors".to_string(), weights_bytes),
+        ("card.json".to_string(), card.to_json_bytes()?),
+        ("metrics.json".to_string(), json_bytes(&out)?),
+    ];
+    fsutil::write_files(&req.out, &files, req.force)?;
     Ok(out)
+}
+
+/// A hidden folder beside `out` for a model on its way there.
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    out.with_file_name(format!(".{name}.staging-{}", std::process::id()))
 }
 
 /// The fine-tuned card of `dir`.

@@ -12,7 +12,7 @@ use easel_core::train::EpochReport;
 use easel_jobs::lab::{self, LabEvent, LabHandle, LabMessage, LabRequest};
 
 use crate::command::LabCommand;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, WAKE_DELAY};
 use crate::state::{DatasetSettings, LabSettings};
 
 #[derive(Default)]
@@ -38,7 +38,12 @@ pub struct LabView {
     pub mined: std::collections::HashMap<usize, Vec<crate::textures::Shown>>,
     /// Runs whose mined negatives still need textures (made in `logic`, which has the context).
     pending_textures: Vec<usize>,
+    /// Runs being read from disk on the `easel-open` thread: each folder and its run or why not.
+    opening: Option<std::sync::mpsc::Receiver<OpenedRuns>>,
 }
+
+/// What reading a folder of runs gave: each run folder with its record or the reason it failed.
+type OpenedRuns = Result<Vec<(PathBuf, Result<RunRecord, String>)>, String>;
 
 impl LabView {
     pub fn is_running(&self) -> bool {
@@ -101,7 +106,7 @@ impl LabView {
                     h.cancel.store(true, Ordering::Relaxed);
                 }
             }
-            LabCommand::OpenRuns(dir) => self.open_runs(&dir, settings, dataset, ctx),
+            LabCommand::OpenRuns(dir) => self.open_runs(&dir, ctx),
             LabCommand::Choose(i, on) => {
                 if let Some(s) = self.selected.get_mut(i) {
                     *s = on;
@@ -114,6 +119,23 @@ impl LabView {
 
     /// Drain the lab thread's messages.
     pub fn logic(&mut self, settings: &LabSettings, dataset: &DatasetSettings, ctx: &mut Ctx) {
+        if let Some(rx) = &self.opening
+            && let Ok(opened) = rx.try_recv()
+        {
+            self.opening = None;
+            match opened {
+                Ok(runs) => {
+                    for (d, r) in runs {
+                        match r {
+                            Ok(r) => self.add_run(r, d, settings, dataset),
+                            Err(e) => ctx.notes.error(e),
+                        }
+                    }
+                    ctx.announce("lab ready");
+                }
+                Err(e) => ctx.notes.error(e),
+            }
+        }
         for i in std::mem::take(&mut self.pending_textures) {
             let Some(r) = self.records.get(i) else { continue };
             let tiles = r
@@ -177,23 +199,32 @@ impl LabView {
         self.refresh(settings, dataset);
     }
 
-    fn open_runs(&mut self, dir: &Path, settings: &LabSettings, dataset: &DatasetSettings, ctx: &mut Ctx) {
-        let mut dirs: Vec<PathBuf> = if dir.join("run.json").is_file() {
-            vec![dir.to_path_buf()]
-        } else {
-            std::fs::read_dir(dir).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect()).unwrap_or_default()
-        };
-        dirs.sort();
-        if dirs.is_empty() {
-            return ctx.notes.error(format!("{}: no runs found (folders with run.json)", dir.display()));
+    /// Read the runs in `dir` (or the run `dir` is) on a thread: a lab of many runs holds
+    /// megabytes of predictions, which the UI thread does not wait for.
+    fn open_runs(&mut self, dir: &Path, ctx: &mut Ctx) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let repaint = ctx.egui.clone();
+        let dir = dir.to_path_buf();
+        let spawned = std::thread::Builder::new().name("easel-open".into()).spawn(move || {
+            let read = || -> OpenedRuns {
+                let mut dirs: Vec<PathBuf> = if dir.join("run.json").is_file() {
+                    vec![dir.clone()]
+                } else {
+                    std::fs::read_dir(&dir).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect()).unwrap_or_default()
+                };
+                dirs.sort();
+                if dirs.is_empty() {
+                    return Err(format!("{}: no runs found (folders with run.json)", dir.display()));
+                }
+                Ok(dirs.into_iter().map(|d| (d.clone(), sampling::load_run(&d).map_err(|e| e.to_string()))).collect())
+            };
+            let _ = tx.send(read());
+            repaint.request_repaint_after(WAKE_DELAY);
+        });
+        match spawned {
+            Ok(_) => self.opening = Some(rx),
+            Err(e) => ctx.notes.error(format!("cannot read the runs: {e}")),
         }
-        for d in dirs {
-            match sampling::load_run(&d) {
-                Ok(r) => self.add_run(r, d, settings, dataset),
-                Err(e) => ctx.notes.error(e),
-            }
-        }
-        ctx.announce("lab ready");
     }
 
     /// Recompute the comparison of the selected runs.

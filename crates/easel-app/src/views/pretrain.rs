@@ -20,6 +20,10 @@ use crate::ctx::{Ctx, WAKE_DELAY};
 #[serde(default)]
 pub struct PretrainSettings {
     pub regimes: Vec<Regime>,
+    /// The target task's classes, e.g. "5,6,7,8,9".
+    pub target_classes: String,
+    /// The source task's classes (for `transfer`), e.g. "0,1,2,3,4".
+    pub source_classes: String,
     /// Labels per class, e.g. "10,50,200".
     pub labels: String,
     pub noise: f64,
@@ -38,6 +42,8 @@ impl Default for PretrainSettings {
     fn default() -> Self {
         PretrainSettings {
             regimes: Regime::ALL.to_vec(),
+            target_classes: "5,6,7,8,9".into(),
+            source_classes: "0,1,2,3,4".into(),
             labels: "10,50,200".into(),
             noise: 0.4,
             head_lr_mult: 10.0,
@@ -51,7 +57,20 @@ impl Default for PretrainSettings {
     }
 }
 
+/// Class indices joined by commas.
+fn class_list(text: &str, what: &str) -> Result<Vec<usize>, String> {
+    let v: Result<Vec<usize>, _> = text.split(',').map(|t| t.trim().parse::<usize>()).collect();
+    match v {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("{what} '{text}': class indices joined by commas, e.g. 5,6,7,8,9")),
+    }
+}
+
 impl PretrainSettings {
+    pub fn classes(&self) -> Result<(Vec<usize>, Vec<usize>), String> {
+        Ok((class_list(&self.target_classes, "target classes")?, class_list(&self.source_classes, "source classes")?))
+    }
+
     pub fn labels_per_class(&self) -> Result<Vec<usize>, String> {
         let v: Result<Vec<usize>, _> = self.labels.split(',').map(|t| t.trim().parse::<usize>()).collect();
         match v {
@@ -65,7 +84,10 @@ impl PretrainSettings {
         if !targets.iter().any(|t: &f64| (t - self.target_accuracy).abs() < 1e-9) {
             targets.push(self.target_accuracy);
         }
+        let (target_classes, source_classes) = self.classes()?;
         Ok(TransferConfig {
+            target_classes,
+            source_classes,
             regimes: self.regimes.clone(),
             labels_per_class: self.labels_per_class()?,
             noise: self.noise,

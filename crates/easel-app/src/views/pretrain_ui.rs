@@ -21,7 +21,7 @@ pub fn ui(ui: &mut egui::Ui, view: &PretrainView, settings: &mut PretrainSetting
     egui::ScrollArea::vertical().id_salt("pretrain").auto_shrink([false, false]).show(ui, |ui| {
         ui.label(
             "Labelled data is expensive: pre-train on something cheap (other classes, noisy labels, ImageNet) and fine-tune on the little you have. \
-             The same five Fashion-MNIST classes are learned from n clean labels each, under four starting points.",
+             The target Fashion-MNIST classes are learned from n clean labels each, under four starting points.",
         );
         setup_ui(ui, view, settings, cmds);
         ui.separator();
@@ -52,6 +52,12 @@ fn setup_ui(ui: &mut egui::Ui, view: &PretrainView, s: &mut PretrainSettings, cm
     // Sliders do not wrap inside a wrapping row (each is a row of its own), so the rows are
     // short enough for a 1024-pixel window.
     ui.horizontal(|ui| {
+        ui.label("target classes");
+        ui.add(egui::TextEdit::singleline(&mut s.target_classes).desired_width(110.0));
+        ui.label("source classes (transfer)");
+        ui.add(egui::TextEdit::singleline(&mut s.source_classes).desired_width(110.0));
+    });
+    ui.horizontal(|ui| {
         ui.label("labels per class");
         ui.add(egui::TextEdit::singleline(&mut s.labels).desired_width(100.0));
         ui.add(egui::Slider::new(&mut s.noise, 0.0..=0.9).text("weak-label noise"));
@@ -69,7 +75,7 @@ fn setup_ui(ui: &mut egui::Ui, view: &PretrainView, s: &mut PretrainSettings, cm
         ui.add(egui::Slider::new(&mut s.pretrain_epochs, 1..=10).text("pre-training epochs"));
         ui.add(egui::Slider::new(&mut s.test_limit, 100..=5000).logarithmic(true).text("held-out images"));
     });
-    if let Err(e) = s.labels_per_class() {
+    if let Err(e) = s.labels_per_class().and_then(|_| s.classes()) {
         ui.colored_label(egui::Color32::from_rgb(200, 60, 40), e);
     }
     ui.horizontal(|ui| {
