@@ -125,11 +125,32 @@ impl LabView {
             self.opening = None;
             match opened {
                 Ok(runs) => {
+                    // one comparison compares runs of one taxonomy: a lab trained with
+                    // `--merge` holds runs on the merged classes too; show the larger group
+                    // (the unmerged one on a tie) and say where the others are
+                    let mut good = Vec::new();
                     for (d, r) in runs {
                         match r {
-                            Ok(r) => self.add_run(r, d, settings, dataset),
+                            Ok(r) => good.push((d, r)),
                             Err(e) => ctx.notes.error(e),
                         }
+                    }
+                    let mut groups: Vec<(Vec<String>, usize)> = Vec::new();
+                    for (_, r) in &good {
+                        match groups.iter_mut().find(|g| g.0 == r.classes) {
+                            Some(g) => g.1 += 1,
+                            None => groups.push((r.classes.clone(), 1)),
+                        }
+                    }
+                    let keep = groups.iter().max_by_key(|g| (g.1, g.0.len())).map(|g| g.0.clone()).unwrap_or_default();
+                    let skipped = good.iter().filter(|(_, r)| r.classes != keep).count();
+                    for (d, r) in good.into_iter().filter(|(_, r)| r.classes == keep) {
+                        self.add_run(r, d, settings, dataset);
+                    }
+                    if skipped > 0 {
+                        ctx.notes.status = Some(format!(
+                            "{skipped} runs trained on other (merged) classes are not in this comparison; the lab's comparison.csv puts them beside the others"
+                        ));
                     }
                     ctx.announce("lab ready");
                 }
