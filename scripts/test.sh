@@ -33,7 +33,8 @@ if ! command -v clippy-driver >/dev/null 2>&1; then
   echo "clippy is not installed: rustup component add clippy" >&2
   exit 1
 fi
-RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
+# (No incremental caches for this build: a cold run, as in CI, only pays for writing them.)
+RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" CARGO_INCREMENTAL=0 \
   cargo test --release --locked --workspace -- --include-ignored --skip a_folder_of_100k_images
 
 # The compute crate's dependency tree holds no GUI crate: the manifests, not a convention,
