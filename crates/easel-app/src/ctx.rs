@@ -74,4 +74,23 @@ impl Ctx<'_> {
     pub fn announce(&mut self, what: &str) {
         self.notes.announcements.push(what.to_string());
     }
+
+    /// Run `read` (files to open, nothing the worker owns) on an `easel-open` thread and wake
+    /// the UI when it is done; the view polls the receiver in its `logic`. `None` (with a
+    /// banner naming `what`) when no thread could be started.
+    pub fn read_off_thread<T: Send + 'static>(&mut self, what: &str, read: impl FnOnce() -> T + Send + 'static) -> Option<std::sync::mpsc::Receiver<T>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let repaint = self.egui.clone();
+        let spawned = std::thread::Builder::new().name("easel-open".into()).spawn(move || {
+            let _ = tx.send(read());
+            repaint.request_repaint_after(WAKE_DELAY);
+        });
+        match spawned {
+            Ok(_) => Some(rx),
+            Err(e) => {
+                self.notes.error(format!("cannot read {what}: {e}"));
+                None
+            }
+        }
+    }
 }

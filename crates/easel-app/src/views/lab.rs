@@ -12,7 +12,7 @@ use easel_core::train::EpochReport;
 use easel_jobs::lab::{self, LabEvent, LabHandle, LabMessage, LabRequest};
 
 use crate::command::LabCommand;
-use crate::ctx::{Ctx, WAKE_DELAY};
+use crate::ctx::Ctx;
 use crate::state::{DatasetSettings, LabSettings};
 
 #[derive(Default)]
@@ -223,28 +223,21 @@ impl LabView {
     /// Read the runs in `dir` (or the run `dir` is) on a thread: a lab of many runs holds
     /// megabytes of predictions, which the UI thread does not wait for.
     fn open_runs(&mut self, dir: &Path, ctx: &mut Ctx) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let repaint = ctx.egui.clone();
         let dir = dir.to_path_buf();
-        let spawned = std::thread::Builder::new().name("easel-open".into()).spawn(move || {
-            let read = || -> OpenedRuns {
-                let mut dirs: Vec<PathBuf> = if dir.join("run.json").is_file() {
-                    vec![dir.clone()]
-                } else {
-                    std::fs::read_dir(&dir).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect()).unwrap_or_default()
-                };
-                dirs.sort();
-                if dirs.is_empty() {
-                    return Err(format!("{}: no runs found (folders with run.json)", dir.display()));
-                }
-                Ok(dirs.into_iter().map(|d| (d.clone(), sampling::load_run(&d).map_err(|e| e.to_string()))).collect())
+        let read = move || -> OpenedRuns {
+            let mut dirs: Vec<PathBuf> = if dir.join("run.json").is_file() {
+                vec![dir.clone()]
+            } else {
+                std::fs::read_dir(&dir).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect()).unwrap_or_default()
             };
-            let _ = tx.send(read());
-            repaint.request_repaint_after(WAKE_DELAY);
-        });
-        match spawned {
-            Ok(_) => self.opening = Some(rx),
-            Err(e) => ctx.notes.error(format!("cannot read the runs: {e}")),
+            dirs.sort();
+            if dirs.is_empty() {
+                return Err(format!("{}: no runs found (folders with run.json)", dir.display()));
+            }
+            Ok(dirs.into_iter().map(|d| (d.clone(), sampling::load_run(&d).map_err(|e| e.to_string()))).collect())
+        };
+        if let Some(rx) = ctx.read_off_thread("the runs", read) {
+            self.opening = Some(rx);
         }
     }
 

@@ -175,20 +175,14 @@ impl PretrainView {
     }
 
     fn open(&mut self, dir: PathBuf, ctx: &mut Ctx) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let repaint = ctx.egui.clone();
-        let spawned = std::thread::Builder::new().name("easel-open".into()).spawn(move || {
-            let read = || -> Result<TransferSummary, String> {
-                let p = dir.join("transfer.json");
-                let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("{}: not a pre-training lab ({e})", p.display()))
-            };
-            let _ = tx.send(read().map(|s| (dir, s)));
-            repaint.request_repaint_after(WAKE_DELAY);
-        });
-        match spawned {
-            Ok(_) => self.opened = Some(rx),
-            Err(e) => ctx.notes.error(format!("cannot read the lab: {e}")),
+        let read = move || -> Result<(PathBuf, TransferSummary), String> {
+            let p = dir.join("transfer.json");
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let s = serde_json::from_str(&text).map_err(|e| format!("{}: not a pre-training lab ({e})", p.display()))?;
+            Ok((dir, s))
+        };
+        if let Some(rx) = ctx.read_off_thread("the lab", read) {
+            self.opened = Some(rx);
         }
     }
 
