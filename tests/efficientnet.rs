@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use easel_core::explain::{self, AttackParams, Method};
 use easel_core::imaging::{self, PreparedImage};
-use easel_core::models::Classifier;
+use easel_core::models::{Classifier, read_floats};
 use easel_core::predict::top_k;
 use easel_core::progress::Progress;
 
@@ -70,4 +70,28 @@ fn fgsm_at_two_levels_changes_the_top_class() {
     assert!(adv.linf <= 2.0 / 255.0 + 1e-6, "L-inf {}", adv.linf);
     // what the saved PNG holds is what was scored
     assert_eq!(top1(&m, &adv.image).0, adv.top_after[0].class_index);
+}
+
+/// Inference runs on a copy with every BatchNorm folded into its convolution: the same logits
+/// and the same Grad-CAM stage activations as the network with its 49 BatchNorms, and that
+/// network is what stays in `net` (randomisation and export read it).
+#[test]
+fn folded_batch_norms_compute_the_same_function() {
+    let m = model();
+    let cat = imaging::load_prepared(&asset("photos/chelsea.png"), &m.card.input).unwrap();
+    let x = m.input_batch(&[&cat]).unwrap();
+    let full = read_floats(m.net.forward(x.clone())).unwrap();
+    let folded = read_floats(m.inference().forward(x.clone())).unwrap();
+    let scale = full.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let diff = full.iter().zip(&folded).fold(0f32, |a, (p, q)| a.max((p - q).abs()));
+    assert!(diff < 1e-4 * scale, "folded logits differ by {diff} (largest |logit| {scale})");
+    for stage in [0, 8, m.net.num_stages() - 1] {
+        let a = read_floats(m.net.forward_to(x.clone(), stage)).unwrap();
+        let b = read_floats(m.inference().forward_to(x.clone(), stage)).unwrap();
+        let s = a.iter().fold(0f32, |acc, v| acc.max(v.abs()));
+        let d = a.iter().zip(&b).fold(0f32, |acc, (p, q)| acc.max((p - q).abs()));
+        assert!(d < 1e-4 * s.max(1.0), "stage {stage}: {d} of {s}");
+    }
+    let names = m.net.torch_tensors(&m.card.architecture).unwrap();
+    assert!(names.iter().any(|(n, _)| n == "_blocks.3._bn1.running_var"), "the BatchNorms stay in `net`");
 }

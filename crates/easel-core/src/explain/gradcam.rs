@@ -33,10 +33,10 @@ pub fn stage_by_name(model: &Classifier, name: &str) -> Result<usize> {
 pub fn grad_cam(model: &Classifier, x: &[f32], target: usize, stage: usize) -> Result<GradCamResult> {
     let spec = &model.card.input;
     let input = model.tensor_from(x.to_vec(), 1);
-    let activation = model.net.forward_to(input, stage); // [1, C, h, w]
+    let activation = model.inference().forward_to(input, stage); // [1, C, h, w]
     let [_, c, h, w] = activation.dims();
     let a = activation.autodiff().require_grad();
-    let logits = model.net.forward_from(a.clone(), stage); // [1, K]
+    let logits = model.inference().forward_from(a.clone(), stage); // [1, K]
     let k = model.num_classes();
     let mut mask = vec![0.0f32; k];
     mask[target] = 1.0;

@@ -22,7 +22,7 @@ pub fn target_gradients(model: &Classifier, xs: Vec<f32>, targets: &[usize]) -> 
     }
     let k = model.num_classes();
     let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, h, w]), &model.device).autodiff().require_grad();
-    let logits = model.net.forward(x.clone()); // [B, K]
+    let logits = model.inference().forward(x.clone()); // [B, K]
     let mut mask = vec![0.0f32; b * k];
     for (i, &t) in targets.iter().enumerate() {
         mask[i * k + t] = 1.0;

@@ -75,7 +75,7 @@ pub fn log_prob_gradients(model: &Classifier, p: &[f32], classes: &[usize]) -> R
     }
     let dev = &model.device;
     let pt = Tensor::<4>::from_data(TensorData::new(p.to_vec(), shape), dev).autodiff().require_grad();
-    let logits = model.net.forward(normalised(model, pt.clone())); // [B, K]
+    let logits = model.inference().forward(normalised(model, pt.clone())); // [B, K]
     let host_logits = read_floats(logits.clone().detach())?;
     let t = Tensor::<2, Int>::from_data(TensorData::new(classes.iter().map(|&c| c as i64).collect::<Vec<_>>(), [b, 1]), dev);
     let picked = log_softmax(logits, 1).gather(1, t); // [B, 1]
@@ -92,6 +92,6 @@ pub fn log_prob_gradients(model: &Classifier, p: &[f32], classes: &[usize]) -> R
 pub fn pixel_probabilities(model: &Classifier, p: &[f32], b: usize) -> Result<Vec<Vec<f32>>> {
     let shape = check_len(model, p, b)?;
     let pt = Tensor::<4>::from_data(TensorData::new(p.to_vec(), shape), &model.device);
-    let logits = read_floats(model.net.forward(normalised(model, pt)))?;
+    let logits = read_floats(model.inference().forward(normalised(model, pt)))?;
     Ok(logits.chunks(model.num_classes()).map(crate::predict::softmax).collect())
 }

@@ -78,7 +78,7 @@ pub fn randomised(model: &Classifier, groups: &[String], seed: u64) -> Classifie
     let arch = &model.card.architecture;
     let mut r = Randomiser { stack: Vec::new(), arch, namer_groups: groups, rng: Rng::new(seed), device: model.device.clone() };
     let net = model.net.clone().map_with(&mut r).unwrap_or_else(|_| model.net.clone());
-    Classifier { net, ..model.clone() }
+    model.with_net(net)
 }
 
 /// Spearman rank correlation (average ranks for ties).

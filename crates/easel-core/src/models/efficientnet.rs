@@ -8,6 +8,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
+use super::fold::{fold_pair, maybe_bn};
+
 /// Stem and head widths (fixed for the Lite family), and BatchNorm's epsilon.
 const STEM_CHANNELS: usize = 32;
 const HEAD_CHANNELS: usize = 1280;
@@ -51,9 +53,10 @@ pub struct MbConv {
     pub expand_conv: Option<Conv2d>,
     pub bn0: Option<BatchNorm>,
     pub depthwise_conv: Conv2d,
-    pub bn1: BatchNorm,
+    /// `None` once folded into the convolution before it (see [`super::fold`]); likewise below.
+    pub bn1: Option<BatchNorm>,
     pub project_conv: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub skip: bool,
 }
 
@@ -62,22 +65,35 @@ impl MbConv {
     /// - `x`: `[B, C_in, H, W]` -> `[B, C_out, H / stride, W / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
-        if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {
-            h = relu6(b.forward(c.forward(h)));
+        if let Some(c) = &self.expand_conv {
+            h = relu6(maybe_bn(&self.bn0, c.forward(h)));
         }
-        h = relu6(self.bn1.forward(self.depthwise_conv.forward(h)));
-        h = self.bn2.forward(self.project_conv.forward(h));
+        h = relu6(maybe_bn(&self.bn1, self.depthwise_conv.forward(h)));
+        h = maybe_bn(&self.bn2, self.project_conv.forward(h));
         if self.skip { h + x } else { h }
+    }
+
+    fn fold_batch_norm(self) -> Self {
+        let (expand_conv, bn0) = match self.expand_conv {
+            Some(c) => {
+                let (c, b) = fold_pair(c, self.bn0);
+                (Some(c), b)
+            }
+            None => (None, self.bn0),
+        };
+        let (depthwise_conv, bn1) = fold_pair(self.depthwise_conv, self.bn1);
+        let (project_conv, bn2) = fold_pair(self.project_conv, self.bn2);
+        MbConv { expand_conv, bn0, depthwise_conv, bn1, project_conv, bn2, skip: self.skip }
     }
 }
 
 #[derive(Module, Debug)]
 pub struct EfficientNetLite {
     pub conv_stem: Conv2d,
-    pub bn0: BatchNorm,
+    pub bn0: Option<BatchNorm>,
     pub blocks: Vec<MbConv>,
     pub conv_head: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub fc: Linear,
 }
 
@@ -99,9 +115,9 @@ impl EfficientNetLite {
                     expand_conv,
                     bn0,
                     depthwise_conv,
-                    bn1: bn(mid, device),
+                    bn1: Some(bn(mid, device)),
                     project_conv: conv([mid, c_out], 1, 1, 1, size, device),
-                    bn2: bn(c_out, device),
+                    bn2: Some(bn(c_out, device)),
                     skip: s == 1 && inp == c_out,
                 });
             }
@@ -109,10 +125,10 @@ impl EfficientNetLite {
         let last = LITE0_BLOCKS[LITE0_BLOCKS.len() - 1].5;
         EfficientNetLite {
             conv_stem,
-            bn0: bn(STEM_CHANNELS, device),
+            bn0: Some(bn(STEM_CHANNELS, device)),
             blocks,
             conv_head: conv([last, HEAD_CHANNELS], 1, 1, 1, size, device),
-            bn1: bn(HEAD_CHANNELS, device),
+            bn1: Some(bn(HEAD_CHANNELS, device)),
             fc: LinearConfig::new(HEAD_CHANNELS, num_classes).init(device),
         }
     }
@@ -132,7 +148,7 @@ impl EfficientNetLite {
     /// # Shapes
     /// - `x`: `[B, 3, 224, 224]` -> the stage's activation, `[B, 1280, 7, 7]` for the head
     pub fn forward_to(&self, x: Tensor<4>, stage: usize) -> Tensor<4> {
-        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(x)));
+        let mut x = relu6(maybe_bn(&self.bn0, self.conv_stem.forward(x)));
         if stage == 0 {
             return x;
         }
@@ -142,7 +158,7 @@ impl EfficientNetLite {
                 return x;
             }
         }
-        relu6(self.bn1.forward(self.conv_head.forward(x)))
+        relu6(maybe_bn(&self.bn1, self.conv_head.forward(x)))
     }
 
     /// # Shapes
@@ -154,7 +170,7 @@ impl EfficientNetLite {
             for block in &self.blocks[stage..] {
                 x = block.forward(x);
             }
-            x = relu6(self.bn1.forward(self.conv_head.forward(x)));
+            x = relu6(maybe_bn(&self.bn1, self.conv_head.forward(x)));
         }
         let pooled: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3); // [B, 1280]
         self.fc.forward(pooled)
@@ -163,6 +179,14 @@ impl EfficientNetLite {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let last = self.num_stages() - 1;
         self.forward_from(self.forward_to(x, last), last)
+    }
+
+    /// Every BatchNorm folded into its convolution (inference only).
+    pub fn fold_batch_norm(self) -> Self {
+        let (conv_stem, bn0) = fold_pair(self.conv_stem, self.bn0);
+        let (conv_head, bn1) = fold_pair(self.conv_head, self.bn1);
+        let blocks = self.blocks.into_iter().map(MbConv::fold_batch_norm).collect();
+        EfficientNetLite { conv_stem, bn0, blocks, conv_head, bn1, fc: self.fc }
     }
 }
 
@@ -221,6 +245,9 @@ impl super::NetModule for EfficientNetLite {
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         EfficientNetLite::forward(self, x)
+    }
+    fn fold_batch_norm(self) -> Self {
+        EfficientNetLite::fold_batch_norm(self)
     }
     fn num_stages(&self) -> usize {
         EfficientNetLite::num_stages(self)

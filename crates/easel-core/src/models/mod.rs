@@ -2,6 +2,7 @@
 //! behind one [`Classifier`] that knows its card, its weights' hash and its device.
 
 pub mod efficientnet;
+pub mod fold;
 pub mod resnet;
 pub mod small_cnn;
 
@@ -41,6 +42,9 @@ pub trait NetModule: Module + Clone + std::fmt::Debug + Sized {
     /// # Shapes
     /// - `x`: `[B, C, H, W]` (normalised) -> logits `[B, K]`
     fn forward(&self, x: Tensor<4>) -> Tensor<2>;
+    /// The same function with every BatchNorm (on its running statistics) folded into the
+    /// convolution before it: faster inference and input gradients, not for training.
+    fn fold_batch_norm(self) -> Self;
     /// Places a forward pass can be split at (Grad-CAM's layers).
     fn num_stages(&self) -> usize;
     fn stage_names(&self) -> Vec<String>;
@@ -151,6 +155,10 @@ macro_rules! architectures {
             pub fn valid(&self) -> Net {
                 match self { $(Net::$variant(m) => Net::$variant(m.valid()),)+ }
             }
+            /// Inference copy with the BatchNorms folded into their convolutions.
+            pub fn fold_batch_norm(self) -> Net {
+                match self { $(Net::$variant(m) => Net::$variant(m.fold_batch_norm().valid()),)+ }
+            }
             pub fn to_device(self, device: &Device) -> Net {
                 match self { $(Net::$variant(m) => Net::$variant(m.to_device(device)),)+ }
             }
@@ -233,13 +241,37 @@ impl Net {
 pub struct Classifier {
     pub card: ModelCard,
     pub card_path: PathBuf,
+    /// The network as its weights describe it (what is trained, randomised and exported).
     pub net: Net,
     pub device: Device,
     /// SHA-256 of the weights file (first 16 hex digits), for reports and caches.
     pub hash: String,
+    /// `net` with its BatchNorms folded into the convolutions: what every forward pass and
+    /// input gradient runs on. Private so that it always follows `net` ([`Classifier::with_net`]).
+    inference: Net,
 }
 
 impl Classifier {
+    /// A classifier around `net` (put in inference mode).
+    pub fn new(card: ModelCard, card_path: PathBuf, net: Net, device: &Device, hash: String) -> Classifier {
+        let net = net.valid();
+        let inference = net.clone().fold_batch_norm();
+        Classifier { card, card_path, net, device: device.clone(), hash, inference }
+    }
+
+    /// The same classifier with another network (e.g. randomised layers).
+    pub fn with_net(&self, net: Net) -> Classifier {
+        Classifier::new(self.card.clone(), self.card_path.clone(), net, &self.device, self.hash.clone())
+    }
+
+    /// The network forward passes and input gradients run on: `net` with its BatchNorms folded.
+    ///
+    /// # Shapes
+    /// - `forward`: `[B, C, H, W]` -> `[B, K]`, as `net`
+    pub fn inference(&self) -> &Net {
+        &self.inference
+    }
+
     /// Load a card (or a weights file with its card beside it) and its weights onto `device`.
     /// The weights must lie in the card's folder (see [`Classifier::load_allowing_outside`]).
     pub fn load(path: &Path, device: &Device) -> Result<Classifier> {
@@ -273,9 +305,9 @@ impl Classifier {
             return Err(Error::ClassCount { card: card.classes.len(), head: arch.num_classes() });
         }
         arch.check_input(&card.input).map_err(|reason| Error::Card { path: card_path.clone(), reason })?;
-        let net = arch.init(device)?.apply(map, arch, device)?.valid();
+        let net = arch.init(device)?.apply(map, arch, device)?;
         let hash = map.sha256.chars().take(16).collect();
-        Ok(Classifier { card, card_path, net, device: device.clone(), hash })
+        Ok(Classifier::new(card, card_path, net, device, hash))
     }
 
     pub fn num_classes(&self) -> usize {
@@ -335,7 +367,7 @@ impl Classifier {
     /// Logits of a batch, read back to the host.
     pub fn logits(&self, x: Tensor<4>) -> Result<Vec<Vec<f32>>> {
         let k = self.num_classes();
-        let out = self.net.forward(x);
+        let out = self.inference.forward(x);
         let flat = read_floats(out)?;
         Ok(flat.chunks(k).map(<[f32]>::to_vec).collect())
     }
@@ -343,7 +375,7 @@ impl Classifier {
     /// Class probabilities of a batch.
     pub fn probabilities(&self, x: Tensor<4>) -> Result<Vec<Vec<f32>>> {
         let k = self.num_classes();
-        let out = softmax(self.net.forward(x), 1);
+        let out = softmax(self.inference.forward(x), 1);
         let flat = read_floats(out)?;
         Ok(flat.chunks(k).map(<[f32]>::to_vec).collect())
     }

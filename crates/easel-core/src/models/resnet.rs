@@ -8,6 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::fold::{fold_pair, maybe_bn};
 use crate::error::{Error, Result};
 
 fn conv(c: [usize; 2], k: usize, stride: usize, device: &Device) -> Conv2d {
@@ -22,16 +23,17 @@ fn bn(n: usize, device: &Device) -> BatchNorm {
 #[derive(Module, Debug)]
 pub struct Downsample {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    /// `None` once folded into the convolution (see [`super::fold`]); likewise below.
+    pub bn: Option<BatchNorm>,
 }
 
 /// A basic block (two 3x3 convs) or, with `conv3`, a bottleneck (1x1, 3x3 with the stride, 1x1).
 #[derive(Module, Debug)]
 pub struct Block {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub conv2: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub conv3: Option<Conv2d>,
     pub bn3: Option<BatchNorm>,
     pub downsample: Option<Downsample>,
@@ -42,22 +44,39 @@ impl Block {
     /// - `x`: `[B, C_in, H, W]` -> `[B, C_out, H / stride, W / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => maybe_bn(&d.bn, d.conv.forward(x.clone())),
             None => x.clone(),
         };
-        let mut h = relu(self.bn1.forward(self.conv1.forward(x)));
-        h = self.bn2.forward(self.conv2.forward(h));
-        if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
-            h = b3.forward(c3.forward(relu(h)));
+        let mut h = relu(maybe_bn(&self.bn1, self.conv1.forward(x)));
+        h = maybe_bn(&self.bn2, self.conv2.forward(h));
+        if let Some(c3) = &self.conv3 {
+            h = maybe_bn(&self.bn3, c3.forward(relu(h)));
         }
         relu(h + identity)
+    }
+
+    fn fold_batch_norm(self) -> Self {
+        let (conv1, bn1) = fold_pair(self.conv1, self.bn1);
+        let (conv2, bn2) = fold_pair(self.conv2, self.bn2);
+        let (conv3, bn3) = match self.conv3 {
+            Some(c) => {
+                let (c, b) = fold_pair(c, self.bn3);
+                (Some(c), b)
+            }
+            None => (None, self.bn3),
+        };
+        let downsample = self.downsample.map(|d| {
+            let (conv, bn) = fold_pair(d.conv, d.bn);
+            Downsample { conv, bn }
+        });
+        Block { conv1, bn1, conv2, bn2, conv3, bn3, downsample }
     }
 }
 
 #[derive(Module, Debug)]
 pub struct ResNet {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub maxpool: MaxPool2d,
     pub layer1: Vec<Block>,
     pub layer2: Vec<Block>,
@@ -82,14 +101,14 @@ impl ResNet {
             for b in 0..n {
                 let stride = if b == 0 && li > 0 { 2 } else { 1 };
                 let out = planes * expansion;
-                let downsample =
-                    (b == 0 && (stride != 1 || inplanes != out)).then(|| Downsample { conv: conv([inplanes, out], 1, stride, device), bn: bn(out, device) });
+                let downsample = (b == 0 && (stride != 1 || inplanes != out))
+                    .then(|| Downsample { conv: conv([inplanes, out], 1, stride, device), bn: Some(bn(out, device)) });
                 let block = if bottleneck {
                     Block {
                         conv1: conv([inplanes, planes], 1, 1, device),
-                        bn1: bn(planes, device),
+                        bn1: Some(bn(planes, device)),
                         conv2: conv([planes, planes], 3, stride, device),
-                        bn2: bn(planes, device),
+                        bn2: Some(bn(planes, device)),
                         conv3: Some(conv([planes, out], 1, 1, device)),
                         bn3: Some(bn(out, device)),
                         downsample,
@@ -97,9 +116,9 @@ impl ResNet {
                 } else {
                     Block {
                         conv1: conv([inplanes, planes], 3, stride, device),
-                        bn1: bn(planes, device),
+                        bn1: Some(bn(planes, device)),
                         conv2: conv([planes, planes], 3, 1, device),
-                        bn2: bn(planes, device),
+                        bn2: Some(bn(planes, device)),
                         conv3: None,
                         bn3: None,
                         downsample,
@@ -114,7 +133,7 @@ impl ResNet {
         let mut next = || it.next().expect("four layers");
         Ok(ResNet {
             conv1: Conv2dConfig::new([3, 64], [7, 7]).with_stride([2, 2]).with_bias(false).with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3)).init(device),
-            bn1: bn(64, device),
+            bn1: Some(bn(64, device)),
             maxpool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(),
             layer1: next(),
             layer2: next(),
@@ -140,7 +159,7 @@ impl ResNet {
     /// # Shapes
     /// - `x`: `[B, 3, H, W]` -> the stage's activation (`[B, 512 * e, H / 32, W / 32]` for layer4)
     pub fn forward_to(&self, x: Tensor<4>, stage: usize) -> Tensor<4> {
-        let mut x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut x = self.maxpool.forward(relu(maybe_bn(&self.bn1, self.conv1.forward(x))));
         for layer in self.layers().iter().take(stage) {
             for block in layer.iter() {
                 x = block.forward(x);
@@ -164,6 +183,22 @@ impl ResNet {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_from(self.forward_to(x, 4), 4)
+    }
+
+    /// Every BatchNorm folded into its convolution (inference only).
+    pub fn fold_batch_norm(self) -> Self {
+        let (conv1, bn1) = fold_pair(self.conv1, self.bn1);
+        let fold = |l: Vec<Block>| l.into_iter().map(Block::fold_batch_norm).collect();
+        ResNet {
+            conv1,
+            bn1,
+            maxpool: self.maxpool,
+            layer1: fold(self.layer1),
+            layer2: fold(self.layer2),
+            layer3: fold(self.layer3),
+            layer4: fold(self.layer4),
+            fc: self.fc,
+        }
     }
 }
 
@@ -223,6 +258,9 @@ impl super::NetModule for ResNet {
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         ResNet::forward(self, x)
+    }
+    fn fold_batch_norm(self) -> Self {
+        ResNet::fold_batch_norm(self)
     }
     fn num_stages(&self) -> usize {
         ResNet::num_stages(self)

@@ -261,6 +261,19 @@ impl SmallCnn {
 
     /// # Shapes
     /// - `x`: `[B, C, H, W]` -> `[B, K]`
+    /// Every BatchNorm folded into its convolution (inference only).
+    pub fn fold_batch_norm(self) -> Self {
+        let convs = self
+            .convs
+            .into_iter()
+            .map(|b| {
+                let (conv, bn) = super::fold::fold_pair(b.conv, b.bn);
+                ConvBlock { conv, bn, pool: b.pool }
+            })
+            .collect();
+        SmallCnn { convs, ..self }
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let last = self.convs.len() - 1;
         let a = self.forward_to(x, last);
@@ -312,6 +325,9 @@ impl super::NetModule for SmallCnn {
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         SmallCnn::forward(self, x)
+    }
+    fn fold_batch_norm(self) -> Self {
+        SmallCnn::fold_batch_norm(self)
     }
     fn num_stages(&self) -> usize {
         SmallCnn::num_stages(self)

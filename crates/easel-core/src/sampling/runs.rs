@@ -140,7 +140,7 @@ pub fn run_strategy(
         license: "same as the training data".into(),
         metrics: serde_json::Value::Null,
     };
-    let model = Classifier { card, card_path: Default::default(), net, device: device.clone(), hash: String::new() };
+    let model = Classifier::new(card, Default::default(), net, device, String::new());
     let test_preds = crate::evaluate::evaluate(&model, test, 256, progress)?;
     let record = RunRecord {
         config: config.clone(),
