@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::SaliencyMap;
 use super::baseline::Baseline;
 use super::gradients::target_gradients;
+use super::parallel::{ordered_chunks, workers_for};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
 use crate::progress::Progress;
@@ -114,24 +115,28 @@ pub fn integrated_gradients(model: &Classifier, x: &[f32], target: usize, params
     let n = x.len();
     let mut total = vec![0.0f64; n];
     let steps: Vec<usize> = (0..alphas.len()).collect();
-    let mut done = 0;
-    for chunk in steps.chunks(params.internal_batch_size) {
-        progress.check()?;
+    let chunks: Vec<&[usize]> = steps.chunks(params.internal_batch_size).collect();
+    let path = |i: usize| -> Result<Vec<f32>> {
+        let chunk = chunks[i];
         let mut xs = Vec::with_capacity(chunk.len() * n);
         for &s in chunk {
             let a = alphas[s] as f32;
             xs.extend(base.iter().zip(&diff).map(|(b, d)| b + a * d));
         }
-        let (g, _) = target_gradients(model, xs, &vec![target; chunk.len()])?;
-        for (k, &s) in chunk.iter().enumerate() {
+        Ok(target_gradients(model, xs, &vec![target; chunk.len()])?.0)
+    };
+    let mut done = 0;
+    ordered_chunks(workers_for(&model.device), chunks.len(), progress, &path, &mut |i, g| {
+        for (k, &s) in chunks[i].iter().enumerate() {
             let wgt = weights[s];
             for (t, gv) in total.iter_mut().zip(&g[k * n..(k + 1) * n]) {
                 *t += wgt * *gv as f64;
             }
         }
-        done += chunk.len();
+        done += chunks[i].len();
         progress.report(done, alphas.len());
-    }
+        Ok(())
+    })?;
     let values: Vec<f32> = total.iter().zip(&diff).map(|(t, d)| (*t as f32) * d).collect();
     let ends = model.logits(model.tensor_from([x.to_vec(), base].concat(), 2))?;
     let sum: f64 = values.iter().map(|&v| v as f64).sum();

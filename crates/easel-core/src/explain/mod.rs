@@ -9,6 +9,7 @@ pub mod gradients;
 pub mod integrated;
 pub mod map;
 pub mod occlusion;
+pub mod parallel;
 pub mod pixels;
 pub mod robustness;
 pub mod sanity;
@@ -190,8 +191,8 @@ impl Method {
             MethodKind::Gradient => Method::Gradient,
             MethodKind::GradXInput => Method::GradXInput,
             MethodKind::Ig => Method::Ig(IgParams { internal_batch_size: default_batch(h, w), ..IgParams::default() }),
-            MethodKind::Smoothgrad => Method::Smoothgrad(NoiseParams::default()),
-            MethodKind::Vargrad => Method::Vargrad(NoiseParams::default()),
+            MethodKind::Smoothgrad => Method::Smoothgrad(NoiseParams { batch_size: default_batch(h, w).min(8), ..NoiseParams::default() }),
+            MethodKind::Vargrad => Method::Vargrad(NoiseParams { batch_size: default_batch(h, w).min(8), ..NoiseParams::default() }),
             MethodKind::Gradcam => Method::Gradcam { stage: None },
             MethodKind::Fgsm => Method::Fgsm(AttackParams::fgsm(AttackParams::DEFAULT_EPSILON)),
             MethodKind::Pgd => Method::Pgd(AttackParams::pgd(AttackParams::DEFAULT_EPSILON, AttackParams::DEFAULT_STEPS)),
@@ -229,8 +230,12 @@ impl Method {
 }
 
 /// Images per forward pass for perturbation methods: many small images, few large ones.
+///
+/// Measured on burn's CPU backend with two chunks running at once (`explain::parallel`): a
+/// 28x28 CNN gains up to batch 64; EfficientNet-Lite0 at 224 is fastest at 2 per pass (forward
+/// 30 ms/image against 40 at 1 and 37 at 4; gradients 86 ms/image against 107 and 89).
 pub fn default_batch(h: usize, w: usize) -> usize {
-    (64 * 28 * 28 / (h * w).max(1)).clamp(1, 64)
+    (64 * 28 * 28 / (h * w).max(1)).clamp(2, 64)
 }
 
 /// What [`explain`] returns.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::SaliencyMap;
+use super::parallel::{ordered_chunks, workers_for};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
 use crate::progress::Progress;
@@ -217,9 +218,9 @@ pub fn occlusion(
     let mut sum = vec![0.0f64; h * w];
     let mut count = vec![0u32; h * w];
     let plane = h * w;
-    let mut done = 0;
-    for batch in windows.chunks(batch_size) {
-        progress.check()?;
+    let batches: Vec<&[(usize, usize)]> = windows.chunks(batch_size).collect();
+    let occluded_logits = |i: usize| -> Result<Vec<Vec<f32>>> {
+        let batch = batches[i];
         let mut xs = Vec::with_capacity(batch.len() * x.len());
         for &(y0, x0) in batch {
             let start = xs.len();
@@ -232,7 +233,11 @@ pub fn occlusion(
                 }
             }
         }
-        let logits = padded_logits(xs, batch.len())?;
+        padded_logits(xs, batch.len())
+    };
+    let mut done = 0;
+    ordered_chunks(workers_for(&model.device), batches.len(), progress, &occluded_logits, &mut |i, logits| {
+        let batch = batches[i];
         for (&(y0, x0), l) in batch.iter().zip(&logits) {
             let delta = (base - l[target]) as f64;
             for y in y0..y0 + wh {
@@ -246,7 +251,8 @@ pub fn occlusion(
         progress.report(done, windows.len());
         let map = plane_to_map(&sum, &count, c, h, w);
         on_batch(&OcclusionProgress { done, total: windows.len(), map });
-    }
+        Ok(())
+    })?;
     Ok(plane_to_map(&sum, &count, c, h, w))
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::SaliencyMap;
 use super::gradients::target_gradients;
 use super::integrated::{IgParams, integrated_gradients};
+use super::parallel::{ordered_chunks, workers_for};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
 use crate::progress::Progress;
@@ -143,39 +144,58 @@ pub fn noise_tunnel_with(
             sum_sq[i] += v * v;
         }
     };
-    let mut done = 0;
-    while done < params.samples {
-        progress.check()?;
-        let b = if params.base == NoiseBase::Ig { 1 } else { params.batch_size.min(params.samples - done) };
-        let mut xs = Vec::with_capacity(b * n);
-        for i in 0..b {
-            let e = noise(done + i);
+    if params.base == NoiseBase::Ig {
+        // one integrated-gradients run per sample; each runs its path points in parallel
+        for done in 0..params.samples {
+            progress.check()?;
+            let e = noise(done);
             if e.len() != n {
                 return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
             }
-            xs.extend(x.iter().zip(&e).map(|(v, d)| v + d));
+            let xs: Vec<f32> = x.iter().zip(&e).map(|(v, d)| v + d).collect();
+            let p = IgParams { steps: params.ig_steps, internal_batch_size: params.batch_size, ..IgParams::default() };
+            let r = integrated_gradients(model, &xs, target, &p, progress.without_report())?;
+            add(&r.map.values);
+            progress.report(done + 1, params.samples);
         }
-        match params.base {
-            NoiseBase::Ig => {
-                let p = IgParams { steps: params.ig_steps, internal_batch_size: params.batch_size, ..IgParams::default() };
-                let r = integrated_gradients(model, &xs, target, &p, progress.without_report())?;
-                add(&r.map.values);
-            }
-            base => {
-                let (g, _) = target_gradients(model, xs.clone(), &vec![target; b])?;
-                for k in 0..b {
-                    let gk = &g[k * n..(k + 1) * n];
-                    let attr: Vec<f32> = match base {
-                        NoiseBase::Saliency => gk.iter().map(|v| v.abs()).collect(),
-                        NoiseBase::Gradient => gk.to_vec(),
-                        _ => gk.iter().zip(&xs[k * n..(k + 1) * n]).map(|(a, b)| a * b).collect(),
-                    };
-                    add(&attr);
+    } else {
+        // the noisy inputs are drawn here, in sample order, so the noise does not depend on
+        // how the batches are spread over threads
+        let b = params.batch_size.max(1);
+        let chunks = params.samples.div_ceil(b);
+        let mut noisy: Vec<Vec<f32>> = Vec::with_capacity(chunks);
+        for c in 0..chunks {
+            let count = b.min(params.samples - c * b);
+            let mut xs = Vec::with_capacity(count * n);
+            for i in 0..count {
+                let e = noise(c * b + i);
+                if e.len() != n {
+                    return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
                 }
+                xs.extend(x.iter().zip(&e).map(|(v, d)| v + d));
             }
+            noisy.push(xs);
         }
-        done += b;
-        progress.report(done, params.samples);
+        let base = params.base;
+        let attributions = |c: usize| -> Result<Vec<f32>> {
+            let xs = &noisy[c];
+            let count = xs.len() / n;
+            let (g, _) = target_gradients(model, xs.clone(), &vec![target; count])?;
+            Ok(match base {
+                NoiseBase::Saliency => g.iter().map(|v| v.abs()).collect(),
+                NoiseBase::Gradient => g,
+                _ => g.iter().zip(xs).map(|(a, b)| a * b).collect(),
+            })
+        };
+        let mut done = 0;
+        ordered_chunks(workers_for(&model.device), chunks, progress, &attributions, &mut |_, attr| {
+            for a in attr.chunks(n) {
+                add(a);
+                done += 1;
+            }
+            progress.report(done, params.samples);
+            Ok(())
+        })?;
     }
     let m = params.samples as f64;
     let values: Vec<f32> = match nt {

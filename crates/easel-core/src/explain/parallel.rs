@@ -1,0 +1,170 @@
+//! Independent chunks of one explanation (occlusion batches, integrated-gradient path points,
+//! noise-tunnel samples) on several threads sharing one model.
+//!
+//! burn's CPU backend parallelises inside large operations only: a batch-1 pass of a 224-pixel
+//! network keeps about one core busy. Running two chunks at once fills the second core. The
+//! results are merged on the calling thread in chunk order, so the sums are the same as one
+//! thread's, whatever the number of workers or the timing; progress, live pictures and
+//! cancellation stay on the calling thread too.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use burn::tensor::Device;
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// Threads for the chunks of one explanation on `device`: the CPU's cores (at most 4; the
+/// backend's own threads share them), one on a GPU (its queue already runs work in parallel).
+/// `EASEL_WORKERS` overrides it (1 restores the single-thread order of passes).
+pub fn workers_for(device: &Device) -> usize {
+    if let Some(n) = std::env::var("EASEL_WORKERS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n >= 1) {
+        return n.min(64);
+    }
+    if *device != Device::flex() {
+        return 1;
+    }
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+}
+
+/// Runs `work(i)` for every chunk `i` in `0..chunks` on up to `workers` threads and hands the
+/// results to `merge(i, result)` on this thread in the order `0, 1, 2, ...`. Stops at the
+/// first error (or cancellation, checked between chunks) and returns it; the other workers
+/// finish the chunk they are on and start no other.
+pub fn ordered_chunks<T: Send>(
+    workers: usize,
+    chunks: usize,
+    progress: Progress<'_>,
+    work: &(dyn Fn(usize) -> Result<T> + Sync),
+    merge: &mut dyn FnMut(usize, T) -> Result<()>,
+) -> Result<()> {
+    let workers = workers.clamp(1, chunks.max(1));
+    if workers == 1 {
+        for i in 0..chunks {
+            progress.check()?;
+            let t = work(i)?;
+            merge(i, t)?;
+        }
+        return Ok(());
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Result<T>)>();
+        for k in 0..workers {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            let spawned = std::thread::Builder::new().name(format!("easel-chunk-{k}")).spawn_scoped(scope, move || {
+                loop {
+                    if stop.load(Ordering::Relaxed) || progress.is_cancelled() {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= chunks {
+                        break;
+                    }
+                    let r = work(i);
+                    let failed = r.is_err();
+                    if tx.send((i, r)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                stop.store(true, Ordering::Relaxed);
+                return Err(Error::Compute(format!("cannot start a worker thread: {e}")));
+            }
+        }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut expected = 0;
+        let result = (|| {
+            while expected < chunks {
+                progress.check()?;
+                let Ok((i, r)) = rx.recv() else {
+                    // every worker stopped early: cancelled between chunks
+                    progress.check()?;
+                    return Err(Error::Compute("the worker threads stopped before the last chunk".into()));
+                };
+                pending.insert(i, r?);
+                while let Some(t) = pending.remove(&expected) {
+                    merge(expected, t)?;
+                    expected += 1;
+                }
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_in_order_whatever_the_workers() {
+        for workers in [1, 2, 3, 8] {
+            let mut seen = Vec::new();
+            ordered_chunks(
+                workers,
+                20,
+                Progress::none(),
+                &|i| {
+                    std::thread::sleep(std::time::Duration::from_millis(((i * 7) % 5) as u64));
+                    Ok(i * 10)
+                },
+                &mut |i, v| {
+                    seen.push((i, v));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(seen, (0..20).map(|i| (i, i * 10)).collect::<Vec<_>>(), "{workers} workers");
+        }
+    }
+
+    #[test]
+    fn the_first_error_stops_the_run() {
+        let started = AtomicUsize::new(0);
+        let err = ordered_chunks(
+            2,
+            100,
+            Progress::none(),
+            &|i| {
+                started.fetch_add(1, Ordering::Relaxed);
+                if i == 3 { Err(Error::Compute("chunk 3".into())) } else { Ok(i) }
+            },
+            &mut |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("chunk 3"), "{err}");
+        assert!(started.load(Ordering::Relaxed) < 100);
+    }
+
+    #[test]
+    fn cancellation_is_an_error_not_a_partial_result() {
+        let cancel = AtomicBool::new(false);
+        let mut merged = 0;
+        let r = ordered_chunks(
+            2,
+            50,
+            Progress::none().with_cancel(&cancel),
+            &|i| {
+                if i == 5 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                Ok(i)
+            },
+            &mut |_, _| {
+                merged += 1;
+                Ok(())
+            },
+        );
+        assert!(matches!(r, Err(Error::Cancelled)), "{:?}", r.err());
+        assert!(merged < 50);
+    }
+}
