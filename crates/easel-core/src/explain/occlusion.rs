@@ -186,8 +186,35 @@ pub fn fill_values(fill: &Fill, x: &[f32], model: &Classifier) -> Vec<f32> {
     }
 }
 
+/// The windows in the order they are computed: a coarse grid first (every 4th window along
+/// each axis), then every 2nd, then the rest, so the first partial maps already cover the
+/// whole image coarsely. Each level keeps row-major order.
+pub fn coarse_first(windows: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let mut ys: Vec<usize> = windows.iter().map(|w| w.0).collect();
+    let mut xs: Vec<usize> = windows.iter().map(|w| w.1).collect();
+    ys.sort_unstable();
+    ys.dedup();
+    xs.sort_unstable();
+    xs.dedup();
+    let level = |&(y, x): &(usize, usize)| {
+        let (iy, ix) = (ys.binary_search(&y).unwrap_or(0), xs.binary_search(&x).unwrap_or(0));
+        if iy % 4 == 0 && ix % 4 == 0 {
+            0
+        } else if iy % 2 == 0 && ix % 2 == 0 {
+            1
+        } else {
+            2
+        }
+    };
+    let mut ordered: Vec<(usize, usize)> = windows.to_vec();
+    ordered.sort_by_key(level); // stable: row-major within a level
+    ordered
+}
+
 /// Occlusion map of `target` for the normalised input `x` (`[C, H, W]`). `on_batch` sees the
-/// map so far after every batch.
+/// map so far after every batch: the windows run coarse grid first ([`coarse_first`]) and a
+/// partial map fills the pixels no window has covered yet from the nearest covered one, so
+/// the first picture (after 1/16 of the windows) is a coarse map of the whole image.
 pub fn occlusion(
     model: &Classifier,
     x: &[f32],
@@ -199,7 +226,7 @@ pub fn occlusion(
     let spec = &model.card.input;
     let (c, h, w) = (spec.channels, spec.height, spec.width);
     params.validate(h, w)?;
-    let windows = params.windows(h, w);
+    let windows = coarse_first(&params.windows(h, w));
     let fill = fill_values(&params.fill, x, model);
     // Every forward pass has the same batch size (the last one padded with copies of the
     // input), so the unoccluded logit and the occluded ones come from the same kernels: a
@@ -249,11 +276,52 @@ pub fn occlusion(
         }
         done += batch.len();
         progress.report(done, windows.len());
-        let map = plane_to_map(&sum, &count, c, h, w);
+        let map = if done < windows.len() { partial_map(&sum, &count, c, h, w) } else { plane_to_map(&sum, &count, c, h, w) };
         on_batch(&OcclusionProgress { done, total: windows.len(), map });
         Ok(())
     })?;
     Ok(plane_to_map(&sum, &count, c, h, w))
+}
+
+/// The map so far, its uncovered pixels filled from the nearest covered pixel in their row,
+/// and rows with none from the nearest filled row (a picture, not a result: the final map
+/// never comes through here).
+fn partial_map(sum: &[f64], count: &[u32], c: usize, h: usize, w: usize) -> SaliencyMap {
+    let mut plane: Vec<Option<f32>> = sum.iter().zip(count).map(|(&s, &n)| (n > 0).then(|| (s / n as f64) as f32)).collect();
+    let nearest = |line: &mut [Option<f32>]| {
+        let known: Vec<usize> = (0..line.len()).filter(|&i| line[i].is_some()).collect();
+        if known.is_empty() {
+            return;
+        }
+        let mut k = 0;
+        for i in 0..line.len() {
+            while k + 1 < known.len() && known[k + 1].abs_diff(i) <= known[k].abs_diff(i) {
+                k += 1;
+            }
+            if line[i].is_none() {
+                line[i] = line[known[k]];
+            }
+        }
+    };
+    for row in plane.chunks_mut(w) {
+        nearest(row);
+    }
+    let mut rows: Vec<Option<Vec<Option<f32>>>> = plane.chunks(w).map(|r| r[0].is_some().then(|| r.to_vec())).collect();
+    let filled: Vec<usize> = (0..h).filter(|&y| rows[y].is_some()).collect();
+    if !filled.is_empty() {
+        for y in 0..h {
+            if rows[y].is_none() {
+                let src = *filled.iter().min_by_key(|&&f| f.abs_diff(y)).unwrap_or(&0);
+                rows[y] = rows[src].clone();
+            }
+        }
+    }
+    let plane: Vec<f32> = rows.into_iter().flat_map(|r| r.unwrap_or_else(|| vec![None; w])).map(|v| v.unwrap_or(0.0)).collect();
+    let mut values = Vec::with_capacity(c * h * w);
+    for _ in 0..c {
+        values.extend_from_slice(&plane);
+    }
+    SaliencyMap::new(c, h, w, values)
 }
 
 fn plane_to_map(sum: &[f64], count: &[u32], c: usize, h: usize, w: usize) -> SaliencyMap {
@@ -289,5 +357,31 @@ mod tests {
         let wins = p.windows(224, 224);
         assert_eq!(wins.len(), 64);
         assert_eq!(wins.last().unwrap().0 + 56, 224);
+    }
+
+    #[test]
+    fn a_coarse_grid_runs_first_and_its_picture_covers_the_image() {
+        let wins = params(16, 8).windows(224, 224);
+        let order = coarse_first(&wins);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        let mut all = wins.clone();
+        all.sort_unstable();
+        assert_eq!(sorted, all, "a permutation of the windows");
+        assert_eq!(order[..49].iter().filter(|(y, x)| y % 32 == 0 && x % 32 == 0).count(), 49, "7x7 coarse windows first");
+        assert_eq!(order[49], (0, 16), "then every second window");
+        // one covered window: its value everywhere
+        let (h, w) = (8, 8);
+        let mut sum = vec![0.0f64; h * w];
+        let mut count = vec![0u32; h * w];
+        for y in 2..4 {
+            for x in 4..6 {
+                sum[y * w + x] = 3.0;
+                count[y * w + x] = 1;
+            }
+        }
+        assert!(partial_map(&sum, &count, 1, h, w).values.iter().all(|&v| v == 3.0));
+        // nothing covered: zeros, no panic
+        assert!(partial_map(&vec![0.0; 64], &vec![0; 64], 1, h, w).values.iter().all(|&v| v == 0.0));
     }
 }
