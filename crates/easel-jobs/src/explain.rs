@@ -177,7 +177,7 @@ pub fn run(
     let meta = ExplainMeta {
         method: req.method.kind(),
         title: req.method.title().to_string(),
-        settings: req.method.clone(),
+        settings: ex.method.clone(),
         render: req.render.clone(),
         image: provenance.image.clone(),
         device: provenance.device.clone(),

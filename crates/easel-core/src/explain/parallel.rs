@@ -16,6 +16,11 @@ use burn::tensor::Device;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
+/// Whether `device` is burn's CPU backend.
+pub fn on_cpu(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
 /// Threads for the chunks of one explanation on `device`: the CPU's cores (at most 4; the
 /// backend's own threads share them), one on a GPU (its queue already runs work in parallel).
 /// `EASEL_WORKERS` overrides it (1 restores the single-thread order of passes).
@@ -23,7 +28,7 @@ pub fn workers_for(device: &Device) -> usize {
     if let Some(n) = std::env::var("EASEL_WORKERS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n >= 1) {
         return n.min(64);
     }
-    if *device != Device::flex() {
+    if !on_cpu(device) {
         return 1;
     }
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
