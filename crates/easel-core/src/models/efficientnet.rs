@@ -5,10 +5,16 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
 use super::fold::{fold_pair, maybe_bn};
+
+/// ReLU6 as `min(relu(x), 6)`: the same numbers as burn's `relu6` (a clamp), but burn's CPU
+/// backend runs its clamp as a scalar loop and ReLU and clamp_max as vector loops (measured
+/// on a [2, 96, 112, 112] activation: 2.6-3.6 ms against 0.5 ms).
+fn relu6(x: Tensor<4>) -> Tensor<4> {
+    burn::tensor::activation::relu(x).clamp_max(6.0)
+}
 
 /// Stem and head widths (fixed for the Lite family), and BatchNorm's epsilon.
 const STEM_CHANNELS: usize = 32;
