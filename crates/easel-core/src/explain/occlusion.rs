@@ -186,35 +186,53 @@ pub fn fill_values(fill: &Fill, x: &[f32], model: &Classifier) -> Vec<f32> {
     }
 }
 
-/// The windows in the order they are computed: a coarse grid first (every 4th window along
-/// each axis), then every 2nd, then the rest, so the first partial maps already cover the
-/// whole image coarsely. Each level keeps row-major order.
-pub fn coarse_first(windows: &[(usize, usize)]) -> Vec<(usize, usize)> {
+/// Each window's refinement level: 0 on the coarse grid (every 8th window along each axis),
+/// 1 on every 4th, 2 on every 2nd, 3 for the rest.
+fn levels(windows: &[(usize, usize)]) -> Vec<u8> {
     let mut ys: Vec<usize> = windows.iter().map(|w| w.0).collect();
     let mut xs: Vec<usize> = windows.iter().map(|w| w.1).collect();
     ys.sort_unstable();
     ys.dedup();
     xs.sort_unstable();
     xs.dedup();
-    let level = |&(y, x): &(usize, usize)| {
-        let (iy, ix) = (ys.binary_search(&y).unwrap_or(0), xs.binary_search(&x).unwrap_or(0));
-        if iy % 4 == 0 && ix % 4 == 0 {
-            0
-        } else if iy % 2 == 0 && ix % 2 == 0 {
-            1
-        } else {
-            2
-        }
-    };
-    let mut ordered: Vec<(usize, usize)> = windows.to_vec();
-    ordered.sort_by_key(level); // stable: row-major within a level
-    ordered
+    windows
+        .iter()
+        .map(|&(y, x)| {
+            let (iy, ix) = (ys.binary_search(&y).unwrap_or(0), xs.binary_search(&x).unwrap_or(0));
+            let every = |n: usize| iy % n == 0 && ix % n == 0;
+            if every(8) {
+                0
+            } else if every(4) {
+                1
+            } else if every(2) {
+                2
+            } else {
+                3
+            }
+        })
+        .collect()
+}
+
+/// The windows in the order they are computed: the coarse grid first, then every 4th window,
+/// every 2nd, then the rest, so the first partial maps already cover the whole image coarsely. Each level
+/// keeps row-major order.
+pub fn coarse_first(windows: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let lv = levels(windows);
+    let mut order: Vec<usize> = (0..windows.len()).collect();
+    order.sort_by_key(|&i| lv[i]); // stable: row-major within a level
+    order.into_iter().map(|i| windows[i]).collect()
+}
+
+/// How many windows the coarse grid has: after that many, the partial map is a coarse map of
+/// the whole image (4x4 windows of EfficientNet-Lite0's 27x27 at 16/8).
+pub fn coarse_grid_len(windows: &[(usize, usize)]) -> usize {
+    levels(windows).iter().filter(|&&l| l == 0).count()
 }
 
 /// Occlusion map of `target` for the normalised input `x` (`[C, H, W]`). `on_batch` sees the
 /// map so far after every batch: the windows run coarse grid first ([`coarse_first`]) and a
 /// partial map fills the pixels no window has covered yet from the nearest covered one, so
-/// the first picture (after 1/16 of the windows) is a coarse map of the whole image.
+/// the first picture (after 1/50 of the windows) is a coarse map of the whole image.
 pub fn occlusion(
     model: &Classifier,
     x: &[f32],
@@ -368,8 +386,10 @@ mod tests {
         let mut all = wins.clone();
         all.sort_unstable();
         assert_eq!(sorted, all, "a permutation of the windows");
-        assert_eq!(order[..49].iter().filter(|(y, x)| y % 32 == 0 && x % 32 == 0).count(), 49, "7x7 coarse windows first");
-        assert_eq!(order[49], (0, 16), "then every second window");
+        assert_eq!(order[..16].iter().filter(|(y, x)| y % 64 == 0 && x % 64 == 0).count(), 16, "4x4 coarse windows first");
+        assert_eq!(order[16], (0, 32), "then every fourth window");
+        assert_eq!(order[49].0 % 32 + order[49].1 % 32, 16, "then every second");
+        assert_eq!(coarse_grid_len(&wins), 16);
         // one covered window: its value everywhere
         let (h, w) = (8, 8);
         let mut sum = vec![0.0f64; h * w];
