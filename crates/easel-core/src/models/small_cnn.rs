@@ -259,8 +259,6 @@ impl SmallCnn {
         x
     }
 
-    /// # Shapes
-    /// - `x`: `[B, C, H, W]` -> `[B, K]`
     /// Every BatchNorm folded into its convolution (inference only).
     pub fn fold_batch_norm(self) -> Self {
         let convs = self
@@ -274,6 +272,8 @@ impl SmallCnn {
         SmallCnn { convs, ..self }
     }
 
+    /// # Shapes
+    /// - `x`: `[B, C, H, W]` -> `[B, K]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let last = self.convs.len() - 1;
         let a = self.forward_to(x, last);
