@@ -72,6 +72,10 @@ pub fn ordered_chunks<T: Send>(
                     }
                     let r = work(i);
                     let failed = r.is_err();
+                    if failed {
+                        // the others start no further chunk: the run is over
+                        stop.store(true, Ordering::Relaxed);
+                    }
                     if tx.send((i, r)).is_err() || failed {
                         break;
                     }
@@ -141,13 +145,14 @@ mod tests {
             Progress::none(),
             &|i| {
                 started.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(2));
                 if i == 3 { Err(Error::Compute("chunk 3".into())) } else { Ok(i) }
             },
             &mut |_, _| Ok(()),
         )
         .unwrap_err();
         assert!(err.to_string().contains("chunk 3"), "{err}");
-        assert!(started.load(Ordering::Relaxed) < 100);
+        assert!(started.load(Ordering::Relaxed) < 20, "{} chunks started", started.load(Ordering::Relaxed));
     }
 
     #[test]
