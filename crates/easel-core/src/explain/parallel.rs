@@ -99,6 +99,8 @@ pub fn ordered_chunks<T: Send>(
                 };
                 pending.insert(i, r?);
                 while let Some(t) = pending.remove(&expected) {
+                    // a merge may cancel (the app's live map, a caller's stop): none after it
+                    progress.check()?;
                     merge(expected, t)?;
                     expected += 1;
                 }
@@ -176,5 +178,30 @@ mod tests {
         );
         assert!(matches!(r, Err(Error::Cancelled)), "{:?}", r.err());
         assert!(merged < 50);
+
+        // cancelled from inside a merge (the app's live map): no merge after it, even with
+        // later chunks already waiting
+        for _ in 0..20 {
+            let cancel = AtomicBool::new(false);
+            let mut merged = 0;
+            let r = ordered_chunks(
+                2,
+                30,
+                Progress::none().with_cancel(&cancel),
+                &|i| {
+                    if i == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(5)); // chunk 1 waits behind it
+                    }
+                    Ok(i)
+                },
+                &mut |_, _| {
+                    merged += 1;
+                    cancel.store(true, Ordering::Relaxed);
+                    Ok(())
+                },
+            );
+            assert!(matches!(r, Err(Error::Cancelled)));
+            assert_eq!(merged, 1);
+        }
     }
 }
