@@ -159,43 +159,48 @@ pub fn noise_tunnel_with(
             progress.report(done + 1, params.samples);
         }
     } else {
-        // the noisy inputs are drawn here, in sample order, so the noise does not depend on
-        // how the batches are spread over threads
+        // the noisy inputs are drawn here, on the calling thread and in sample order, so the
+        // noise does not depend on how batches spread over threads; a few batches per worker
+        // at a time, so memory stays bounded whatever the number of samples
         let b = params.batch_size.max(1);
         let chunks = params.samples.div_ceil(b);
-        let mut noisy: Vec<Vec<f32>> = Vec::with_capacity(chunks);
-        for c in 0..chunks {
-            let count = b.min(params.samples - c * b);
-            let mut xs = Vec::with_capacity(count * n);
-            for i in 0..count {
-                let e = noise(c * b + i);
-                if e.len() != n {
-                    return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
-                }
-                xs.extend(x.iter().zip(&e).map(|(v, d)| v + d));
-            }
-            noisy.push(xs);
-        }
+        let workers = workers_for(&model.device);
+        let group = workers * 4;
         let base = params.base;
-        let attributions = |c: usize| -> Result<Vec<f32>> {
-            let xs = &noisy[c];
-            let count = xs.len() / n;
-            let (g, _) = target_gradients(model, xs.clone(), &vec![target; count])?;
-            Ok(match base {
-                NoiseBase::Saliency => g.iter().map(|v| v.abs()).collect(),
-                NoiseBase::Gradient => g,
-                _ => g.iter().zip(xs).map(|(a, b)| a * b).collect(),
-            })
-        };
         let mut done = 0;
-        ordered_chunks(workers_for(&model.device), chunks, progress, &attributions, &mut |_, attr| {
-            for a in attr.chunks(n) {
-                add(a);
-                done += 1;
+        for first in (0..chunks).step_by(group) {
+            let mut noisy: Vec<Vec<f32>> = Vec::with_capacity(group);
+            for c in first..(first + group).min(chunks) {
+                let count = b.min(params.samples - c * b);
+                let mut xs = Vec::with_capacity(count * n);
+                for i in 0..count {
+                    let e = noise(c * b + i);
+                    if e.len() != n {
+                        return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
+                    }
+                    xs.extend(x.iter().zip(&e).map(|(v, d)| v + d));
+                }
+                noisy.push(xs);
             }
-            progress.report(done, params.samples);
-            Ok(())
-        })?;
+            let attributions = |c: usize| -> Result<Vec<f32>> {
+                let xs = &noisy[c];
+                let count = xs.len() / n;
+                let (g, _) = target_gradients(model, xs.clone(), &vec![target; count])?;
+                Ok(match base {
+                    NoiseBase::Saliency => g.iter().map(|v| v.abs()).collect(),
+                    NoiseBase::Gradient => g,
+                    _ => g.iter().zip(xs).map(|(a, b)| a * b).collect(),
+                })
+            };
+            ordered_chunks(workers, noisy.len(), progress, &attributions, &mut |_, attr| {
+                for a in attr.chunks(n) {
+                    add(a);
+                    done += 1;
+                }
+                progress.report(done, params.samples);
+                Ok(())
+            })?;
+        }
     }
     let m = params.samples as f64;
     let values: Vec<f32> = match nt {
