@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{fold_pair, maybe_bn};
+use super::fold::{fold_optional, fold_pair, maybe_bn};
 
 /// ReLU6 as `min(relu(x), 6)`: the same numbers as burn's `relu6` (a clamp), but burn's CPU
 /// backend runs its clamp as a scalar loop and ReLU and clamp_max as vector loops (measured
@@ -80,13 +80,7 @@ impl MbConv {
     }
 
     fn fold_batch_norm(self) -> Self {
-        let (expand_conv, bn0) = match self.expand_conv {
-            Some(c) => {
-                let (c, b) = fold_pair(c, self.bn0);
-                (Some(c), b)
-            }
-            None => (None, self.bn0),
-        };
+        let (expand_conv, bn0) = fold_optional(self.expand_conv, self.bn0);
         let (depthwise_conv, bn1) = fold_pair(self.depthwise_conv, self.bn1);
         let (project_conv, bn2) = fold_pair(self.project_conv, self.bn2);
         MbConv { expand_conv, bn0, depthwise_conv, bn1, project_conv, bn2, skip: self.skip }

@@ -35,6 +35,18 @@ pub fn fold_pair(conv: Conv2d, bn: Option<BatchNorm>) -> (Conv2d, Option<BatchNo
     }
 }
 
+/// An optional convolution and its BatchNorm (an MBConv's expansion, a bottleneck's third
+/// convolution): folded when both are there.
+pub fn fold_optional(conv: Option<Conv2d>, bn: Option<BatchNorm>) -> (Option<Conv2d>, Option<BatchNorm>) {
+    match conv {
+        Some(c) => {
+            let (c, bn) = fold_pair(c, bn);
+            (Some(c), bn)
+        }
+        None => (None, bn),
+    }
+}
+
 /// `bn(x)`, or `x` where the BatchNorm was folded away.
 pub fn maybe_bn(bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
     match bn {

@@ -8,7 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{fold_pair, maybe_bn};
+use super::fold::{fold_optional, fold_pair, maybe_bn};
 use crate::error::{Error, Result};
 
 fn conv(c: [usize; 2], k: usize, stride: usize, device: &Device) -> Conv2d {
@@ -58,13 +58,7 @@ impl Block {
     fn fold_batch_norm(self) -> Self {
         let (conv1, bn1) = fold_pair(self.conv1, self.bn1);
         let (conv2, bn2) = fold_pair(self.conv2, self.bn2);
-        let (conv3, bn3) = match self.conv3 {
-            Some(c) => {
-                let (c, b) = fold_pair(c, self.bn3);
-                (Some(c), b)
-            }
-            None => (None, self.bn3),
-        };
+        let (conv3, bn3) = fold_optional(self.conv3, self.bn3);
         let downsample = self.downsample.map(|d| {
             let (conv, bn) = fold_pair(d.conv, d.bn);
             Downsample { conv, bn }
