@@ -144,15 +144,19 @@ pub fn noise_tunnel_with(
             sum_sq[i] += v * v;
         }
     };
+    // sample i's noisy input, drawn on this thread and in sample order
+    let mut noisy = |i: usize| -> Result<Vec<f32>> {
+        let e = noise(i);
+        if e.len() != n {
+            return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
+        }
+        Ok(x.iter().zip(&e).map(|(v, d)| v + d).collect())
+    };
     if params.base == NoiseBase::Ig {
         // one integrated-gradients run per sample; each runs its path points in parallel
         for done in 0..params.samples {
             progress.check()?;
-            let e = noise(done);
-            if e.len() != n {
-                return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
-            }
-            let xs: Vec<f32> = x.iter().zip(&e).map(|(v, d)| v + d).collect();
+            let xs = noisy(done)?;
             let p = IgParams { steps: params.ig_steps, internal_batch_size: params.batch_size, ..IgParams::default() };
             let r = integrated_gradients(model, &xs, target, &p, progress.without_report())?;
             add(&r.map.values);
@@ -169,21 +173,17 @@ pub fn noise_tunnel_with(
         let base = params.base;
         let mut done = 0;
         for first in (0..chunks).step_by(group) {
-            let mut noisy: Vec<Vec<f32>> = Vec::with_capacity(group);
+            let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(group);
             for c in first..(first + group).min(chunks) {
                 let count = b.min(params.samples - c * b);
                 let mut xs = Vec::with_capacity(count * n);
                 for i in 0..count {
-                    let e = noise(c * b + i);
-                    if e.len() != n {
-                        return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
-                    }
-                    xs.extend(x.iter().zip(&e).map(|(v, d)| v + d));
+                    xs.extend(noisy(c * b + i)?);
                 }
-                noisy.push(xs);
+                inputs.push(xs);
             }
             let attributions = |c: usize| -> Result<Vec<f32>> {
-                let xs = &noisy[c];
+                let xs = &inputs[c];
                 let count = xs.len() / n;
                 let (g, _) = target_gradients(model, xs.clone(), &vec![target; count])?;
                 Ok(match base {
@@ -192,7 +192,7 @@ pub fn noise_tunnel_with(
                     _ => g.iter().zip(xs).map(|(a, b)| a * b).collect(),
                 })
             };
-            ordered_chunks(workers, noisy.len(), progress, &attributions, &mut |_, attr| {
+            ordered_chunks(workers, inputs.len(), progress, &attributions, &mut |_, attr| {
                 for a in attr.chunks(n) {
                     add(a);
                     done += 1;
