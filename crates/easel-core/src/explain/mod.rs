@@ -247,33 +247,36 @@ pub fn gpu_batch(h: usize, w: usize, gradients: bool) -> usize {
 }
 
 impl Method {
-    /// The method as it runs on `model`'s device: on a GPU, a batch size left at the CPU
-    /// default ([`default_batch`]) becomes the GPU's ([`gpu_batch`]); one set to anything else
-    /// is kept. The maps are the same up to float rounding.
+    /// The method as it runs on `model`'s device: on a GPU, a batch size left at this input
+    /// size's default ([`Method::defaults`]) becomes the GPU's ([`gpu_batch`]); one set to
+    /// anything else is kept. The maps are the same up to float rounding.
     pub fn on_device(self, model: &Classifier) -> Method {
         if parallel::on_cpu(&model.device) {
             return self;
         }
-        let (h, w) = (model.card.input.height, model.card.input.width);
-        let cpu = default_batch(h, w);
+        self.with_gpu_batches(model.card.input.height, model.card.input.width)
+    }
+
+    /// [`Method::on_device`] on a GPU, for `h` x `w` inputs.
+    fn with_gpu_batches(mut self, h: usize, w: usize) -> Method {
+        let default = Method::defaults(self.kind(), h, w).batch_size_mut().map(|b| *b);
+        let gradients = !matches!(self, Method::Occlusion(_));
+        if let Some(b) = self.batch_size_mut()
+            && Some(*b) == default
+        {
+            *b = gpu_batch(h, w, gradients);
+        }
+        self
+    }
+
+    /// The images per pass of the methods that batch (occlusion copies, IG path points, noise
+    /// samples).
+    fn batch_size_mut(&mut self) -> Option<&mut usize> {
         match self {
-            Method::Occlusion(mut p) if p.batch_size == cpu => {
-                p.batch_size = gpu_batch(h, w, false);
-                Method::Occlusion(p)
-            }
-            Method::Ig(mut p) if p.internal_batch_size == cpu => {
-                p.internal_batch_size = gpu_batch(h, w, true);
-                Method::Ig(p)
-            }
-            Method::Smoothgrad(mut p) if p.batch_size == cpu.min(8) => {
-                p.batch_size = gpu_batch(h, w, true);
-                Method::Smoothgrad(p)
-            }
-            Method::Vargrad(mut p) if p.batch_size == cpu.min(8) => {
-                p.batch_size = gpu_batch(h, w, true);
-                Method::Vargrad(p)
-            }
-            m => m,
+            Method::Occlusion(p) => Some(&mut p.batch_size),
+            Method::Ig(p) => Some(&mut p.internal_batch_size),
+            Method::Smoothgrad(p) | Method::Vargrad(p) => Some(&mut p.batch_size),
+            _ => None,
         }
     }
 }
@@ -383,4 +386,25 @@ pub fn explain(
     }
     out.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a GPU the defaults' batch sizes grow (16 forward, 8 gradients at 224 pixels); a batch
+    /// size set by hand, and methods that do not batch, stay as they are.
+    #[test]
+    fn gpu_batches_replace_only_the_defaults() {
+        let batch = |m: &Method| m.clone().batch_size_mut().map(|b| *b);
+        for (kind, want) in [(MethodKind::Occlusion, 16), (MethodKind::Ig, 8), (MethodKind::Smoothgrad, 8), (MethodKind::Vargrad, 8)] {
+            let on_gpu = Method::defaults(kind, 224, 224).with_gpu_batches(224, 224);
+            assert_eq!(batch(&on_gpu), Some(want), "{kind:?}");
+            let mut set = Method::defaults(kind, 224, 224);
+            *set.batch_size_mut().unwrap() = 5;
+            assert_eq!(batch(&set.with_gpu_batches(224, 224)), Some(5), "{kind:?} set by hand");
+        }
+        assert_eq!(Method::Saliency.with_gpu_batches(224, 224), Method::Saliency);
+        assert_eq!(batch(&Method::defaults(MethodKind::Occlusion, 28, 28).with_gpu_batches(28, 28)), Some(256));
+    }
 }
