@@ -15,6 +15,7 @@ pub mod imaging;
 pub mod metrics;
 pub mod models;
 pub mod npy;
+pub mod parallel;
 pub mod predict;
 pub mod progress;
 pub mod render;

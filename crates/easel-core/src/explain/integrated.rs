@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::SaliencyMap;
 use super::baseline::Baseline;
 use super::gradients::target_gradients;
-use super::parallel::{ordered_chunks, workers_for};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
+use crate::parallel::{ordered_chunks, workers_for};
 use crate::progress::Progress;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

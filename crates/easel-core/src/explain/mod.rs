@@ -9,7 +9,6 @@ pub mod gradients;
 pub mod integrated;
 pub mod map;
 pub mod occlusion;
-pub mod parallel;
 pub mod pixels;
 pub mod robustness;
 pub mod sanity;
@@ -231,7 +230,7 @@ impl Method {
 
 /// Images per forward pass for perturbation methods: many small images, few large ones.
 ///
-/// Measured on burn's CPU backend with two chunks running at once (`explain::parallel`): a
+/// Measured on burn's CPU backend with two chunks running at once (`crate::parallel`): a
 /// 28x28 CNN gains up to batch 64; EfficientNet-Lite0 at 224 is fastest at 2 per pass (forward
 /// 30 ms/image against 40 at 1 and 37 at 4; gradients 86 ms/image against 107 and 89).
 pub fn default_batch(h: usize, w: usize) -> usize {
@@ -251,7 +250,7 @@ impl Method {
     /// size's default ([`Method::defaults`]) becomes the GPU's ([`gpu_batch`]); one set to
     /// anything else is kept. The maps are the same up to float rounding.
     pub fn on_device(self, model: &Classifier) -> Method {
-        if parallel::on_cpu(&model.device) {
+        if crate::parallel::on_cpu(&model.device) {
             return self;
         }
         self.with_gpu_batches(model.card.input.height, model.card.input.width)

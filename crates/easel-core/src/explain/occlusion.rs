@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::SaliencyMap;
-use super::parallel::{ordered_chunks, workers_for};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
+use crate::parallel::{ordered_chunks, workers_for};
 use crate::progress::Progress;
 
 /// What an occluded window is filled with.

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::SaliencyMap;
 use super::gradients::target_gradients;
 use super::integrated::{IgParams, integrated_gradients};
-use super::parallel::{ordered_chunks, workers_for};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
+use crate::parallel::{ordered_chunks, workers_for};
 use crate::progress::Progress;
 use crate::rng::Rng;
 
