@@ -25,7 +25,7 @@ pub use small_cnn::{ConvSpec, SmallCnn, SmallCnnConfig, SmallCnnPreset};
 
 /// What every architecture's module provides. An architecture is its module (implementing
 /// this) plus one line in the [`architectures!`] list below; nothing else matches on it.
-pub trait NetModule: Module + Clone + std::fmt::Debug + Sized {
+pub trait NetModule: Module + Clone + std::fmt::Debug + Sized + Sync {
     /// The card's `architecture` part: how to build the network.
     type Config: Clone + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned;
     fn init(config: &Self::Config, device: &Device) -> Result<Self>;
@@ -45,6 +45,11 @@ pub trait NetModule: Module + Clone + std::fmt::Debug + Sized {
     /// The same function with every BatchNorm (on its running statistics) folded into the
     /// convolution before it: faster inference and input gradients, not for training.
     fn fold_batch_norm(self) -> Self;
+    /// Whether, while training, each sample's loss depends on that sample alone (no BatchNorm
+    /// batch statistics, no random dropout): then a batch's gradient is the sum of its parts'.
+    fn samples_independent(&self) -> bool {
+        false
+    }
     /// Places a forward pass can be split at (Grad-CAM's layers).
     fn num_stages(&self) -> usize;
     fn stage_names(&self) -> Vec<String>;

@@ -329,6 +329,9 @@ impl super::NetModule for SmallCnn {
     fn fold_batch_norm(self) -> Self {
         SmallCnn::fold_batch_norm(self)
     }
+    fn samples_independent(&self) -> bool {
+        self.convs.iter().all(|b| b.bn.is_none()) && self.dropout.prob == 0.0
+    }
     fn num_stages(&self) -> usize {
         SmallCnn::num_stages(self)
     }
