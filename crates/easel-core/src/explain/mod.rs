@@ -190,8 +190,8 @@ impl Method {
             MethodKind::Gradient => Method::Gradient,
             MethodKind::GradXInput => Method::GradXInput,
             MethodKind::Ig => Method::Ig(IgParams { internal_batch_size: default_batch(h, w), ..IgParams::default() }),
-            MethodKind::Smoothgrad => Method::Smoothgrad(NoiseParams { batch_size: default_batch(h, w).min(8), ..NoiseParams::default() }),
-            MethodKind::Vargrad => Method::Vargrad(NoiseParams { batch_size: default_batch(h, w).min(8), ..NoiseParams::default() }),
+            MethodKind::Smoothgrad => Method::Smoothgrad(NoiseParams { batch_size: default_batch(h, w), ..NoiseParams::default() }),
+            MethodKind::Vargrad => Method::Vargrad(NoiseParams { batch_size: default_batch(h, w), ..NoiseParams::default() }),
             MethodKind::Gradcam => Method::Gradcam { stage: None },
             MethodKind::Fgsm => Method::Fgsm(AttackParams::fgsm(AttackParams::DEFAULT_EPSILON)),
             MethodKind::Pgd => Method::Pgd(AttackParams::pgd(AttackParams::DEFAULT_EPSILON, AttackParams::DEFAULT_STEPS)),
@@ -230,11 +230,14 @@ impl Method {
 
 /// Images per forward pass for perturbation methods: many small images, few large ones.
 ///
-/// Measured on burn's CPU backend with two chunks running at once (`crate::parallel`): a
-/// 28x28 CNN gains up to batch 64; EfficientNet-Lite0 at 224 is fastest at 2 per pass (forward
-/// 30 ms/image against 40 at 1 and 37 at 4; gradients 86 ms/image against 107 and 89).
+/// Measured on burn's CPU backend with two chunks running at once, each in its own pool of one
+/// core (`crate::parallel`): the 28x28 Fashion CNN's occlusion 4/2 takes ~88 ms at batch 8,
+/// ~100 at 2 and ~135 at 64; IG-50 ~43 ms at 8-16 and ~65 at 64; SmoothGrad-20 ~17 ms at 8 and
+/// ~30 at 64 (larger batches leave the cache). EfficientNet-Lite0 at 224 is fastest at 2 per
+/// pass (forward 30 ms/image against 40 at 1 and 37 at 4; gradients 86 ms/image against 107
+/// and 89).
 pub fn default_batch(h: usize, w: usize) -> usize {
-    (64 * 28 * 28 / (h * w).max(1)).clamp(2, 64)
+    (8 * 28 * 28 / (h * w).max(1)).clamp(2, 8)
 }
 
 /// Images per pass on a GPU, where larger batches pay: EfficientNet-Lite0's occlusion 16/8 on
