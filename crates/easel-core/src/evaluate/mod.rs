@@ -1,6 +1,5 @@
-//! Running a model over a labelled set in batches (progress, cancel): images are decoded on a
-//! second thread while the model runs, a batch at a time, so a folder of any size needs the
-//! memory of a few batches. Results go to a sink: collected in memory ([`evaluate`]), or
+//! Running a model over a labelled set in batches (progress, cancel): batches are decoded and
+//! run on the CPU's cores at once, so a folder of any size needs the memory of a few batches. Results go to a sink: collected in memory ([`evaluate`]), or
 //! appended to a resumable predictions CSV ([`stream`]); sets split into shards that
 //! separate machines evaluate and [`shard::merge`] joins ([`shard`]). Predictions are cached
 //! by the model's hash and the data's fingerprint.
@@ -20,12 +19,13 @@ use crate::models::Classifier;
 use crate::predict::softmax;
 use crate::progress::Progress;
 
-/// Batches decoded ahead of the model (the memory of a folder evaluation is about this many
-/// batches of input, whatever the folder's size).
-const DECODE_AHEAD: usize = 2;
-
 /// Run the model over `items[range]` in batches of `batch_size`; each batch's predictions go to
 /// `sink` in order. Progress counts `done_before` rows as done already (a resumed run).
+///
+/// Each batch is decoded and run by one of the CPU's workers (`crate::parallel`), several
+/// batches at once: decoding one batch overlaps the model on another, and both cores run the
+/// model. The batches and their order are the same on any number of workers, so are the
+/// numbers. Memory: a batch of input per worker, whatever the folder's size.
 pub fn evaluate_items(
     model: &Classifier,
     items: &dyn LabelledItems,
@@ -38,36 +38,21 @@ pub fn evaluate_items(
     let spec = &model.card.input;
     let bs = batch_size.max(1);
     let total = done_before + range.len();
-    let starts = range.clone().step_by(bs);
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<f32>, Range<usize>)>>(DECODE_AHEAD);
-        let end = range.end;
-        std::thread::Builder::new()
-            .name("easel-decode".into())
-            .spawn_scoped(scope, move || {
-                for start in starts {
-                    let batch = start..(start + bs).min(end);
-                    let mut x = Vec::with_capacity(batch.len() * spec.channels * spec.height * spec.width);
-                    let decoded = batch.clone().try_for_each(|i| items.normalised_into(i, spec, &mut x));
-                    let stop = decoded.is_err();
-                    // a closed channel: the model side stopped (cancelled or failed)
-                    if tx.send(decoded.map(|_| (x, batch))).is_err() || stop {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| crate::Error::Compute(format!("cannot start the decoding thread: {e}")))?;
-        let mut done = done_before;
-        for msg in rx {
-            progress.check()?;
-            let (x, batch) = msg?;
-            let probs: Vec<Vec<f32>> = model.logits(model.tensor_from(x, batch.len()))?.iter().map(|l| softmax(l)).collect();
-            let paths = batch.clone().map(|i| items.source(i)).collect();
-            let labels = batch.clone().map(|i| items.label(i)).collect();
-            done += batch.len();
-            sink(Predictions::from_probs(model.card.classes.clone(), paths, labels, probs))?;
-            progress.report(done, total);
-        }
+    let batches: Vec<Range<usize>> = range.clone().step_by(bs).map(|start| start..(start + bs).min(range.end)).collect();
+    let work = |i: usize| -> Result<Vec<Vec<f32>>> {
+        let batch = batches[i].clone();
+        let mut x = Vec::with_capacity(batch.len() * spec.channels * spec.height * spec.width);
+        batch.clone().try_for_each(|i| items.normalised_into(i, spec, &mut x))?;
+        Ok(model.logits(model.tensor_from(x, batch.len()))?.iter().map(|l| softmax(l)).collect())
+    };
+    let mut done = done_before;
+    crate::parallel::ordered_chunks(crate::parallel::workers_for(&model.device), batches.len(), progress, &work, &mut |i, probs| {
+        let batch = batches[i].clone();
+        let paths = batch.clone().map(|i| items.source(i)).collect();
+        let labels = batch.clone().map(|i| items.label(i)).collect();
+        done += batch.len();
+        sink(Predictions::from_probs(model.card.classes.clone(), paths, labels, probs))?;
+        progress.report(done, total);
         Ok(())
     })
 }
