@@ -393,7 +393,7 @@ fn batch_gradients<M: Module + Clone + Sync>(
         Ok(BatchStep { logits: host, loss: loss_value, grads: GradientsParams::from_grads(loss.backward(), model) })
     };
     if parts.len() == 1 {
-        return one(0..b, model);
+        return crate::parallel::in_pool(|| one(0..b, model));
     }
     // each half differentiates its own leaves (the same parameter ids), so the two graphs
     // share no node

@@ -32,19 +32,20 @@ pub fn stage_by_name(model: &Classifier, name: &str) -> Result<usize> {
 
 pub fn grad_cam(model: &Classifier, x: &[f32], target: usize, stage: usize) -> Result<GradCamResult> {
     let spec = &model.card.input;
-    let input = model.tensor_from(x.to_vec(), 1);
-    let activation = model.inference().forward_to(input, stage); // [1, C, h, w]
-    let [_, c, h, w] = activation.dims();
-    let a = activation.autodiff().require_grad();
-    let logits = model.inference().forward_from(a.clone(), stage); // [1, K]
-    let k = model.num_classes();
-    let mut mask = vec![0.0f32; k];
-    mask[target] = 1.0;
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [1, k]), &model.device);
-    let grads = (logits * mask).sum().backward();
-    let g = a.grad(&grads).ok_or_else(|| Error::Compute("the layer received no gradient".into()))?;
-    let acts = read_floats(a.inner())?;
-    let g = read_floats(g)?;
+    let (acts, g, [c, h, w]) = crate::parallel::in_pool(|| -> Result<_> {
+        let input = model.tensor_from(x.to_vec(), 1);
+        let activation = model.inference().forward_to(input, stage); // [1, C, h, w]
+        let [_, c, h, w] = activation.dims();
+        let a = activation.autodiff().require_grad();
+        let logits = model.inference().forward_from(a.clone(), stage); // [1, K]
+        let k = model.num_classes();
+        let mut mask = vec![0.0f32; k];
+        mask[target] = 1.0;
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [1, k]), &model.device);
+        let grads = (logits * mask).sum().backward();
+        let g = a.grad(&grads).ok_or_else(|| Error::Compute("the layer received no gradient".into()))?;
+        Ok((read_floats(a.inner())?, read_floats(g)?, [c, h, w]))
+    })?;
     let hw = h * w;
     let mut cam = vec![0.0f32; hw];
     for ch in 0..c {

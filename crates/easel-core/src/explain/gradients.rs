@@ -14,6 +14,10 @@ use crate::models::{Classifier, read_floats};
 /// - `xs`: `[B, C, H, W]` flattened; `targets`: `B` class indices
 /// - returns gradients `[B, C, H, W]` flattened and `B` logits
 pub fn target_gradients(model: &Classifier, xs: Vec<f32>, targets: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
+    crate::parallel::in_pool(|| target_gradients_here(model, xs, targets))
+}
+
+fn target_gradients_here(model: &Classifier, xs: Vec<f32>, targets: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
     let spec = &model.card.input;
     let (c, h, w) = (spec.channels, spec.height, spec.width);
     let b = targets.len();

@@ -372,16 +372,14 @@ impl Classifier {
     /// Logits of a batch, read back to the host.
     pub fn logits(&self, x: Tensor<4>) -> Result<Vec<Vec<f32>>> {
         let k = self.num_classes();
-        let out = self.inference.forward(x);
-        let flat = read_floats(out)?;
+        let flat = crate::parallel::in_pool(|| read_floats(self.inference.forward(x)))?;
         Ok(flat.chunks(k).map(<[f32]>::to_vec).collect())
     }
 
     /// Class probabilities of a batch.
     pub fn probabilities(&self, x: Tensor<4>) -> Result<Vec<Vec<f32>>> {
         let k = self.num_classes();
-        let out = softmax(self.inference.forward(x), 1);
-        let flat = read_floats(out)?;
+        let flat = crate::parallel::in_pool(|| read_floats(softmax(self.inference.forward(x), 1)))?;
         Ok(flat.chunks(k).map(<[f32]>::to_vec).collect())
     }
 }
