@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 
 use burn::tensor::Device;
 
@@ -32,27 +32,53 @@ pub fn workers_for(device: &Device) -> usize {
     if !on_cpu(device) {
         return 1;
     }
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+    cores().clamp(1, 4)
 }
 
-/// The thread pool worker `k` of `workers` runs its chunks in: its share of the cores. The
-/// backend's operations fan out over the pool of the thread that calls them; from plain
-/// threads they would all share one pool of every core, and a small network's operations
-/// spend more time handing out and waiting for pieces than computing them (45 % of a small
-/// CNN's occlusion profile). With one core per worker each chunk runs straight through.
-/// Built once per (worker, share) and kept for the process; `None` if the system refuses a
-/// thread (the chunks then run in the global pool).
-fn worker_pool(k: usize, workers: usize) -> Option<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<BTreeMap<(usize, usize), Arc<rayon::ThreadPool>>> = Mutex::new(BTreeMap::new());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let share = (cores / workers.max(1)).max(1);
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(pool) = pools.get(&(k, share)) {
-        return Some(pool.clone());
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Idle thread pools by size, kept for the process and lent out one at a time.
+static IDLE_POOLS: Mutex<Vec<(usize, rayon::ThreadPool)>> = Mutex::new(Vec::new());
+
+/// A thread pool of `size` threads lent to one worker until dropped. The backend's operations
+/// fan out over the pool of the thread that calls them; from plain threads they would all
+/// share one pool of every core, and a small network's operations spend more time handing
+/// out and waiting for pieces than computing them (45 % of a small CNN's occlusion profile).
+/// A worker that runs all its chunks inside a pool of its share of the cores runs each
+/// straight through. Each worker has a pool of its own, so jobs running at once (the app
+/// runs several) and chunks within chunks never wait for each other's pools.
+struct PoolLease {
+    size: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl PoolLease {
+    /// `None` if the system refuses a thread (the chunks then run in the global pool).
+    fn take(size: usize) -> Option<PoolLease> {
+        let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = match idle.iter().position(|(n, _)| *n == size) {
+            Some(i) => idle.swap_remove(i).1,
+            None => rayon::ThreadPoolBuilder::new().num_threads(size).thread_name(|i| format!("easel-pool-{i}")).build().ok()?,
+        };
+        Some(PoolLease { size, pool: Some(pool) })
     }
-    let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(share).thread_name(move |i| format!("easel-pool-{k}-{i}")).build().ok()?);
-    pools.insert((k, share), pool.clone());
-    Some(pool)
+
+    fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+}
+
+impl Drop for PoolLease {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner()).push((self.size, pool));
+        }
+    }
 }
 
 /// Runs `f` on a thread of a pool of every core (unless this thread is in a pool already, as
@@ -65,8 +91,8 @@ pub fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    match worker_pool(0, 1) {
-        Some(pool) => pool.install(f),
+    match PoolLease::take(cores()) {
+        Some(lease) => lease.install(f),
         None => f(),
     }
 }
@@ -82,7 +108,12 @@ pub fn ordered_chunks<T: Send>(
     work: &(dyn Fn(usize) -> Result<T> + Sync),
     merge: &mut dyn FnMut(usize, T) -> Result<()>,
 ) -> Result<()> {
-    let workers = workers.clamp(1, chunks.max(1));
+    let mut workers = workers.clamp(1, chunks.max(1));
+    if rayon::current_thread_index().is_some() {
+        // called from a chunk already running in a worker's pool: the cores are taken, so
+        // its chunks run here, in order
+        workers = 1;
+    }
     if workers == 1 {
         for i in 0..chunks {
             progress.check()?;
@@ -117,8 +148,8 @@ pub fn ordered_chunks<T: Send>(
                         break;
                     }
                 };
-                match worker_pool(k, workers) {
-                    Some(pool) => pool.install(run),
+                match PoolLease::take((cores() / workers).max(1)) {
+                    Some(lease) => lease.install(run),
                     None => run(),
                 }
             });
@@ -177,6 +208,30 @@ mod tests {
             .unwrap();
             assert_eq!(seen, (0..20).map(|i| (i, i * 10)).collect::<Vec<_>>(), "{workers} workers");
         }
+    }
+
+    #[test]
+    fn a_chunk_may_run_chunks_of_its_own() {
+        let mut outer = Vec::new();
+        ordered_chunks(
+            2,
+            4,
+            Progress::none(),
+            &|i| {
+                let mut inner = Vec::new();
+                ordered_chunks(2, 3, Progress::none(), &|j| Ok(i * 10 + j), &mut |_, v| {
+                    inner.push(v);
+                    Ok(())
+                })?;
+                Ok(inner)
+            },
+            &mut |_, v| {
+                outer.push(v);
+                Ok(())
+            },
+        )
+        .expect("no deadlock, no error");
+        assert_eq!(outer, (0..4).map(|i| (0..3).map(|j| i * 10 + j).collect::<Vec<_>>()).collect::<Vec<_>>());
     }
 
     #[test]
