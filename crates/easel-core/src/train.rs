@@ -378,7 +378,6 @@ fn batch_gradients<M: Module + Clone + Sync>(
     progress: Progress<'_>,
 ) -> Result<BatchStep> {
     let b = labels.len();
-    let parts: Vec<std::ops::Range<usize>> = if split && b >= 2 { vec![0..b.div_ceil(2), b.div_ceil(2)..b] } else { vec![0..b] };
     let one = |r: std::ops::Range<usize>, model: &M| -> Result<BatchStep> {
         let n = r.len();
         let chw = c * h * w;
@@ -392,9 +391,10 @@ fn batch_gradients<M: Module + Clone + Sync>(
         let loss_value = read_floats(loss.clone().detach())?[0] as f64;
         Ok(BatchStep { logits: host, loss: loss_value, grads: GradientsParams::from_grads(loss.backward(), model) })
     };
-    if parts.len() == 1 {
+    if !split || b < 2 {
         return crate::parallel::in_pool(|| one(0..b, model));
     }
+    let parts = [0..b.div_ceil(2), b.div_ceil(2)..b];
     // each half differentiates its own leaves (the same parameter ids), so the two graphs
     // share no node
     let replicas: Vec<M> = parts.iter().map(|_| model.clone().map(&mut FreshLeaves)).collect();
