@@ -161,20 +161,37 @@ pub fn ordered_chunks<T: Send>(
         drop(tx);
         let mut pending = BTreeMap::new();
         let mut expected = 0;
+        // the earliest failed chunk: every chunk before it is merged first, as on one thread
+        // (they were all handed out before it, so they arrive), then its error is returned
+        let mut failed: Option<(usize, Error)> = None;
         let result = (|| {
             while expected < chunks {
                 progress.check()?;
                 let Ok((i, r)) = rx.recv() else {
-                    // every worker stopped early: cancelled between chunks
+                    // every worker stopped early: cancelled between chunks, or after a failure
                     progress.check()?;
-                    return Err(Error::Compute("the worker threads stopped before the last chunk".into()));
+                    return Err(match failed.take() {
+                        Some((_, e)) => e,
+                        None => Error::Compute("the worker threads stopped before the last chunk".into()),
+                    });
                 };
-                pending.insert(i, r?);
+                match r {
+                    Ok(t) => {
+                        pending.insert(i, t);
+                    }
+                    Err(e) if failed.as_ref().is_none_or(|(j, _)| i < *j) => failed = Some((i, e)),
+                    Err(_) => {}
+                }
                 while let Some(t) = pending.remove(&expected) {
                     // a merge may cancel (the app's live map, a caller's stop): none after it
                     progress.check()?;
                     merge(expected, t)?;
                     expected += 1;
+                }
+                if let Some((j, _)) = &failed
+                    && *j == expected
+                {
+                    return Err(failed.take().map(|(_, e)| e).unwrap_or_else(|| Error::Compute("a chunk failed".into())));
                 }
             }
             Ok(())
@@ -251,6 +268,31 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("chunk 3"), "{err}");
         assert!(started.load(Ordering::Relaxed) < 20, "{} chunks started", started.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn every_chunk_before_a_failed_one_is_merged_first() {
+        for workers in [1, 2, 3] {
+            let mut merged = Vec::new();
+            let err = ordered_chunks(
+                workers,
+                12,
+                Progress::none(),
+                &|i| {
+                    // the early chunks are the slow ones: the failure arrives first
+                    std::thread::sleep(std::time::Duration::from_millis(if i < 4 { 30 } else { 1 }));
+                    if i == 5 || i == 7 { Err(Error::Compute(format!("chunk {i}"))) } else { Ok(i) }
+                },
+                &mut |i, v| {
+                    assert_eq!(i, v);
+                    merged.push(v);
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("chunk 5"), "{workers} workers: {err}");
+            assert_eq!(merged, vec![0, 1, 2, 3, 4], "{workers} workers");
+        }
     }
 
     #[test]
