@@ -114,20 +114,41 @@ fn rerender(out: &mut ExplainOutput, image: &PreparedImage, scale: f32) {
     out.request.render = opts;
 }
 
-/// Two pictures next to each other, top-aligned, with a white gap.
-pub fn side_by_side(a: &Picture, b: &Picture) -> Picture {
+/// Two pictures next to each other, top-aligned, with a white gap, each under its caption
+/// (up to two lines, each cut to the picture's width).
+pub fn side_by_side(a: &Picture, b: &Picture, captions: [&str; 2]) -> Picture {
     const GAP: usize = 12;
+    const SCALE: u32 = 2;
+    const PAD: usize = 6;
+    const LINE: usize = 7 * SCALE as usize;
+    let lines = captions.iter().map(|c| c.lines().count()).max().unwrap_or(0).min(2);
+    let band = lines * LINE + 2 * PAD - 2 * SCALE as usize;
     let width = a.width + GAP + b.width;
-    let height = a.height.max(b.height);
-    let mut rgba = vec![255u8; width * height * 4];
-    for (p, x0) in [(a, 0), (b, a.width + GAP)] {
+    let height = band + a.height.max(b.height);
+    let mut img = image::RgbaImage::from_pixel(width as u32, height as u32, image::Rgba([255, 255, 255, 255]));
+    for ((p, x0), caption) in [(a, 0), (b, a.width + GAP)].into_iter().zip(captions) {
         for y in 0..p.height {
             let src = &p.rgba[y * p.width * 4..(y + 1) * p.width * 4];
-            let at = (y * width + x0) * 4;
-            rgba[at..at + p.width * 4].copy_from_slice(src);
+            let at = ((band + y) * width + x0) * 4;
+            img.as_mut()[at..at + p.width * 4].copy_from_slice(src);
+        }
+        let fits = p.width / (4 * SCALE as usize);
+        for (i, line) in caption.lines().take(2).enumerate() {
+            // capitals: the built-in font keeps a small "e" for exponents
+            let text: String = line.to_uppercase().chars().take(fits).collect();
+            render::draw_text(&mut img, x0 as u32, (PAD + i * LINE) as u32, &text, SCALE);
         }
     }
-    Picture { width, height, rgba }
+    Picture::from_rgba(img)
+}
+
+/// `A: <model>` over `top: <its top class> <probability>`: which map is which in the pair
+/// picture.
+fn caption(letter: &str, o: &ExplainOutput) -> String {
+    match o.top.first() {
+        Some(t) => format!("{letter}: {}\ntop: {} {:.0}%", o.meta.model, t.class, 100.0 * t.probability),
+        None => format!("{letter}: {}", o.meta.model),
+    }
 }
 
 impl PairOutput {
@@ -160,7 +181,9 @@ impl PairOutput {
             }
             files.push((format!("{dir}/meta.json"), json_bytes(&o.meta)?));
         }
-        files.push(("side-by-side.png".into(), png_bytes(&side_by_side(&self.a.picture, &self.b.picture).to_rgba()?)?));
+        let captions = [caption("A", &self.a), caption("B", &self.b)];
+        let pair = side_by_side(&self.a.picture, &self.b.picture, [&captions[0], &captions[1]]);
+        files.push(("side-by-side.png".into(), png_bytes(&pair.to_rgba()?)?));
         files.push(("pair.json".into(), json_bytes(&self.meta())?));
         Ok(files)
     }
@@ -169,5 +192,33 @@ impl PairOutput {
     /// nothing is written.
     pub fn save(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>> {
         fsutil::write_files(dir, &self.files()?, force)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn solid(width: usize, height: usize, v: u8) -> Picture {
+        Picture { width, height, rgba: vec![v; width * height * 4] }
+    }
+
+    #[test]
+    fn the_pair_picture_puts_each_caption_over_its_map() {
+        let (a, b) = (solid(100, 80, 10), solid(120, 60, 20));
+        let p = side_by_side(&a, &b, ["A: ONE\nTOP: SHIRT 90%", "B: A VERY LONG MODEL NAME THAT DOES NOT FIT ABOVE ITS PICTURE"]);
+        let band = 2 * 14 + 12 - 4;
+        assert_eq!((p.width, p.height), (100 + 12 + 120, band + 80));
+        let px = |x: usize, y: usize| p.rgba[(y * p.width + x) * 4];
+        // the maps sit under the band, unchanged
+        assert_eq!(px(0, band), 10);
+        assert_eq!(px(99, band + 79), 10);
+        assert_eq!(px(112, band), 20);
+        assert_eq!(px(112, band + 60), 255, "white under the shorter map");
+        // some black text in each caption's half of the band, none over the gap
+        let dark = |x0: usize, x1: usize| (0..band).any(|y| (x0..x1).any(|x| px(x, y) == 0));
+        assert!(dark(0, 100));
+        assert!(dark(112, 232));
+        assert!(!dark(100, 112), "the long caption is cut at its picture's edge");
     }
 }
