@@ -22,7 +22,7 @@ pub fn on_cpu(device: &Device) -> bool {
     *device == Device::flex()
 }
 
-/// Threads for the chunks of one explanation on `device`: the CPU's cores (at most 4; the
+/// Threads for the chunks of one job on `device`: the CPU's cores (at most 4; the
 /// backend's own threads share them), one on a GPU (its queue already runs work in parallel).
 /// `EASEL_WORKERS` overrides it (1 restores the single-thread order of passes).
 pub fn workers_for(device: &Device) -> usize {
@@ -42,43 +42,29 @@ fn cores() -> usize {
 /// Idle thread pools by size, kept for the process and lent out one at a time.
 static IDLE_POOLS: Mutex<Vec<(usize, rayon::ThreadPool)>> = Mutex::new(Vec::new());
 
-/// A thread pool of `size` threads lent to one worker until dropped. The backend's operations
-/// fan out over the pool of the thread that calls them; from plain threads they would all
-/// share one pool of every core, and a small network's operations spend more time handing
-/// out and waiting for pieces than computing them (45 % of a small CNN's occlusion profile).
-/// A worker that runs all its chunks inside a pool of its share of the cores runs each
-/// straight through. Each worker has a pool of its own, so jobs running at once (the app
-/// runs several) and chunks within chunks never wait for each other's pools.
-struct PoolLease {
-    size: usize,
-    pool: Option<rayon::ThreadPool>,
-}
-
-impl PoolLease {
-    /// `None` if the system refuses a thread (the chunks then run in the global pool).
-    fn take(size: usize) -> Option<PoolLease> {
+/// Runs `f` in a thread pool of `size` threads lent to this call alone, then puts the pool
+/// back for the next call. The backend's operations fan out over the pool of the thread that
+/// calls them; from plain threads they would all share one pool of every core, and a small
+/// network's operations spend more time handing out and waiting for pieces than computing
+/// them (45 % of a small CNN's occlusion profile). A worker that runs all its chunks inside a
+/// pool of its share of the cores runs each straight through. Each call has a pool of its
+/// own, so jobs running at once (the app runs several) never wait for each other's pools. If
+/// the system refuses a thread, `f` runs here (in the global pool).
+fn in_lent_pool<T: Send>(size: usize, f: impl FnOnce() -> T + Send) -> T {
+    let lent = {
         let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = match idle.iter().position(|(n, _)| *n == size) {
-            Some(i) => idle.swap_remove(i).1,
-            None => rayon::ThreadPoolBuilder::new().num_threads(size).thread_name(|i| format!("easel-pool-{i}")).build().ok()?,
-        };
-        Some(PoolLease { size, pool: Some(pool) })
-    }
-
-    fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        match &self.pool {
-            Some(pool) => pool.install(f),
-            None => f(),
-        }
-    }
-}
-
-impl Drop for PoolLease {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner()).push((self.size, pool));
-        }
-    }
+        idle.iter().position(|(n, _)| *n == size).map(|i| idle.swap_remove(i).1)
+    };
+    let pool = match lent {
+        Some(pool) => pool,
+        None => match rayon::ThreadPoolBuilder::new().num_threads(size).thread_name(|i| format!("easel-pool-{i}")).build() {
+            Ok(pool) => pool,
+            Err(_) => return f(),
+        },
+    };
+    let out = pool.install(f);
+    IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner()).push((size, pool));
+    out
 }
 
 /// Runs `f` on a thread of a pool of every core (unless this thread is in a pool already, as
@@ -91,16 +77,14 @@ pub fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    match PoolLease::take(cores()) {
-        Some(lease) => lease.install(f),
-        None => f(),
-    }
+    in_lent_pool(cores(), f)
 }
 
 /// Runs `work(i)` for every chunk `i` in `0..chunks` on up to `workers` threads and hands the
-/// results to `merge(i, result)` on this thread in the order `0, 1, 2, ...`. Stops at the
-/// first error (or cancellation, checked between chunks) and returns it; the other workers
-/// finish the chunk they are on and start no other.
+/// results to `merge(i, result)` on this thread in the order `0, 1, 2, ...`. A failed chunk
+/// stops the run as on one thread: the chunks before it are merged, then its error is
+/// returned; the other workers finish the chunk they are on and start no other. Cancellation
+/// is checked between chunks and before every merge.
 pub fn ordered_chunks<T: Send>(
     workers: usize,
     chunks: usize,
@@ -148,10 +132,7 @@ pub fn ordered_chunks<T: Send>(
                         break;
                     }
                 };
-                match PoolLease::take((cores() / workers).max(1)) {
-                    Some(lease) => lease.install(run),
-                    None => run(),
-                }
+                in_lent_pool((cores() / workers).max(1), run)
             });
             if let Err(e) = spawned {
                 stop.store(true, Ordering::Relaxed);
@@ -188,10 +169,11 @@ pub fn ordered_chunks<T: Send>(
                     merge(expected, t)?;
                     expected += 1;
                 }
-                if let Some((j, _)) = &failed
-                    && *j == expected
-                {
-                    return Err(failed.take().map(|(_, e)| e).unwrap_or_else(|| Error::Compute("a chunk failed".into())));
+                if let Some((j, e)) = failed.take() {
+                    if j == expected {
+                        return Err(e);
+                    }
+                    failed = Some((j, e));
                 }
             }
             Ok(())
