@@ -42,6 +42,19 @@ fn cores() -> usize {
 /// Idle thread pools by size, kept for the process and lent out one at a time.
 static IDLE_POOLS: Mutex<Vec<(usize, rayon::ThreadPool)>> = Mutex::new(Vec::new());
 
+/// An idle pool of `size` threads, or a new one; `None` if the system refuses a thread.
+fn lend_pool(size: usize) -> Option<rayon::ThreadPool> {
+    let lent = {
+        let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
+        idle.iter().position(|(n, _)| *n == size).map(|i| idle.swap_remove(i).1)
+    };
+    lent.or_else(|| rayon::ThreadPoolBuilder::new().num_threads(size).thread_name(|i| format!("easel-pool-{i}")).build().ok())
+}
+
+fn return_pool(size: usize, pool: rayon::ThreadPool) {
+    IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner()).push((size, pool));
+}
+
 /// Runs `f` in a thread pool of `size` threads lent to this call alone, then puts the pool
 /// back for the next call. The backend's operations fan out over the pool of the thread that
 /// calls them; from plain threads they would all share one pool of every core, and a small
@@ -51,24 +64,63 @@ static IDLE_POOLS: Mutex<Vec<(usize, rayon::ThreadPool)>> = Mutex::new(Vec::new(
 /// own, so jobs running at once (the app runs several) never wait for each other's pools. If
 /// the system refuses a thread, `f` runs here (in the global pool).
 fn in_lent_pool<T: Send>(size: usize, f: impl FnOnce() -> T + Send) -> T {
-    let lent = {
-        let mut idle = IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        idle.iter().position(|(n, _)| *n == size).map(|i| idle.swap_remove(i).1)
-    };
-    let pool = match lent {
-        Some(pool) => pool,
-        None => match rayon::ThreadPoolBuilder::new().num_threads(size).thread_name(|i| format!("easel-pool-{i}")).build() {
-            Ok(pool) => pool,
-            Err(_) => return f(),
-        },
+    let Some(pool) = lend_pool(size) else {
+        return f();
     };
     let out = pool.install(f);
-    IDLE_POOLS.lock().unwrap_or_else(|e| e.into_inner()).push((size, pool));
+    return_pool(size, pool);
     out
 }
 
+/// A pool of every core held by one caller for many calls ([`PinnedPool::run`]), each of which
+/// runs on the same thread of the pool, its first. burn keeps BatchNorm's running statistics
+/// per thread and averages the threads' values when they meet: training steps that landed on
+/// whichever pool thread was free would blend them (and make them depend on timing). Pinned,
+/// the steps see one thread, as they did on the caller's, with the pool's other threads
+/// taking their share of each operation.
+pub struct PinnedPool {
+    size: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl PinnedPool {
+    pub fn lend() -> PinnedPool {
+        let size = cores();
+        PinnedPool { size, pool: lend_pool(size) }
+    }
+
+    /// `f` on the pool's first thread (here if the system refused the pool's threads).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let Some(pool) = &self.pool else {
+            return f();
+        };
+        let f = Mutex::new(Some(f));
+        let out = Mutex::new(None);
+        pool.broadcast(|ctx| {
+            if ctx.index() == 0
+                && let Some(f) = f.lock().unwrap_or_else(|e| e.into_inner()).take()
+            {
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(f());
+            }
+        });
+        match out.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(t) => t,
+            // a pool always has a first thread, and broadcast runs on every thread
+            None => unreachable!("the pool's first thread did not run"),
+        }
+    }
+}
+
+impl Drop for PinnedPool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            return_pool(self.size, pool);
+        }
+    }
+}
+
 /// Runs `f` on a thread of a pool of every core (unless this thread is in a pool already, as
-/// a chunk worker is): the backend's operations then fan out from inside the pool, whose
+/// a chunk worker is; a training step with BatchNorm uses a [`PinnedPool`]): the backend's operations then fan out from inside the pool, whose
 /// threads stay awake between operations, instead of being handed over from outside and
 /// waking them each time. The same operations, so the same numbers. Measured: the demo
 /// network's training epoch on 10,000 images 29.4 s -> 24.1 s; EfficientNet-Lite0's saliency
@@ -186,6 +238,7 @@ pub fn ordered_chunks<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
 
     #[test]
     fn merges_in_order_whatever_the_workers() {
@@ -206,6 +259,27 @@ mod tests {
             )
             .unwrap();
             assert_eq!(seen, (0..20).map(|i| (i, i * 10)).collect::<Vec<_>>(), "{workers} workers");
+        }
+    }
+
+    #[test]
+    fn a_pinned_pool_runs_every_call_on_one_thread_while_its_others_help() {
+        let pinned = PinnedPool::lend();
+        let first = pinned.run(|| std::thread::current().id());
+        for _ in 0..200 {
+            let (id, helpers) = pinned.run(|| {
+                // work for every thread of the pool, so all are awake when the next call comes
+                let helpers: std::collections::HashSet<_> = (0..64)
+                    .into_par_iter()
+                    .map(|_| {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                        std::thread::current().id()
+                    })
+                    .collect();
+                (std::thread::current().id(), helpers.len())
+            });
+            assert_eq!(id, first);
+            assert!(helpers >= 1);
         }
     }
 

@@ -272,6 +272,8 @@ fn train_module<M: Module + Clone + Sync>(
     let mut reports = Vec::new();
     let mut lr = settings.learning_rate;
     let workers = crate::parallel::workers_for(&ad.clone().inner());
+    // every unsplit step on one thread: BatchNorm's running statistics are kept per thread
+    let pinned = crate::parallel::PinnedPool::lend();
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
         let pool = plan.to_score(epoch);
@@ -299,7 +301,7 @@ fn train_module<M: Module + Clone + Sync>(
             }
             let labels: Vec<i64> = chunk.iter().map(|&i| train.labels[i] as i64).collect();
             let weights: Vec<f32> = chunk.iter().map(|&i| class_weights[train.labels[i]]).collect();
-            let step = batch_gradients(&model, forward, &x, &labels, &weights, [c, h, w], split, workers, ad, progress)?;
+            let step = batch_gradients(&model, forward, &x, &labels, &weights, [c, h, w], split, workers, &pinned, ad, progress)?;
             let k = step.logits.len() / b;
             let mut sample_losses = Vec::with_capacity(b);
             for (row, &l) in step.logits.chunks(k).zip(&labels) {

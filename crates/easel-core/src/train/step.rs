@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::weighted_cross_entropy;
 use crate::error::Result;
 use crate::models::read_floats;
+use crate::parallel::PinnedPool;
 use crate::progress::Progress;
 
 /// One training batch's logits (read back), loss and parameter gradients.
@@ -36,6 +37,7 @@ pub(super) fn batch_gradients<M: Module + Clone + Sync>(
     [c, h, w]: [usize; 3],
     split: bool,
     workers: usize,
+    pinned: &PinnedPool,
     ad: &Device,
     progress: Progress<'_>,
 ) -> Result<BatchStep> {
@@ -54,7 +56,7 @@ pub(super) fn batch_gradients<M: Module + Clone + Sync>(
         Ok(BatchStep { logits: host, loss: loss_value, grads: GradientsParams::from_grads(loss.backward(), model) })
     };
     if !split || b < 2 {
-        return crate::parallel::in_pool(|| one(0..b, model));
+        return pinned.run(|| one(0..b, model));
     }
     let parts = [0..b.div_ceil(2), b.div_ceil(2)..b];
     // each half differentiates its own leaves (the same parameter ids), so the two graphs
@@ -171,7 +173,9 @@ mod tests {
         // unequal class weights: the halves' shares are not 1/2 each
         let weights: Vec<f32> = labels.iter().map(|&l| [1.0, 2.5, 0.5, 1.0, 4.0][l as usize]).collect();
         let fwd = |m: &SmallCnn, x| m.forward(x);
-        let run = |split, workers| batch_gradients(&net, fwd, &x, &labels, &weights, [1, 12, 12], split, workers, &ad, Progress::none()).expect("gradients");
+        let pinned = PinnedPool::lend();
+        let run =
+            |split, workers| batch_gradients(&net, fwd, &x, &labels, &weights, [1, 12, 12], split, workers, &pinned, &ad, Progress::none()).expect("gradients");
         let whole = run(false, 1);
         let (one, two) = (run(true, 1), run(true, 2));
         assert_eq!(whole.logits.len(), b * 5);
