@@ -54,8 +54,13 @@ fn median_secs(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> 
         f()?;
         t.push(s.elapsed().as_secs_f64());
     }
+    Ok(median(t).unwrap_or(0.0))
+}
+
+/// The middle value (the upper one of an even count); `None` for no values.
+fn median(mut t: Vec<f64>) -> Option<f64> {
     t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    t.get(t.len() / 2).copied()
 }
 
 /// Time `n` forward passes at batch 1 (the baseline every ratio is against).
@@ -167,10 +172,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 })?;
                 Ok(())
             })?;
-            let mut first: Vec<f64> = first.into_iter().skip(1).collect(); // as median_secs: not the warm-up
-            first.sort_by(f64::total_cmp);
             if name == "occlusion"
-                && let Some(&t) = first.get(first.len() / 2)
+                && let Some(t) = median(first.into_iter().skip(1).collect())
+            // as median_secs: not the warm-up
             {
                 println!("occlusion's first picture of the whole image ({coarse} windows of a coarse grid): {:>9.1} ms", t * 1e3);
                 entry["occlusion_first_picture_ms"] = json!(t * 1e3);

@@ -1,5 +1,6 @@
 //! Running a model over a labelled set in batches (progress, cancel): batches are decoded and
-//! run on the CPU's cores at once, so a folder of any size needs the memory of a few batches. Results go to a sink: collected in memory ([`evaluate`]), or
+//! run on the CPU's cores at once, so a folder of any size needs the memory of a few batches.
+//! Results go to a sink: collected in memory ([`evaluate`]), or
 //! appended to a resumable predictions CSV ([`stream`]); sets split into shards that
 //! separate machines evaluate and [`shard::merge`] joins ([`shard`]). Predictions are cached
 //! by the model's hash and the data's fingerprint.

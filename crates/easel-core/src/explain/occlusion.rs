@@ -214,8 +214,8 @@ fn levels(windows: &[(usize, usize)]) -> Vec<u8> {
 }
 
 /// The windows in the order they are computed: the coarse grid first, then every 4th window,
-/// every 2nd, then the rest, so the first partial maps already cover the whole image coarsely. Each level
-/// keeps row-major order.
+/// every 2nd, then the rest, so the first partial maps already cover the whole image
+/// coarsely. Each level keeps row-major order.
 pub fn coarse_first(windows: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let lv = levels(windows);
     let mut order: Vec<usize> = (0..windows.len()).collect();
