@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod fsutil;
 pub mod imaging;
+pub mod kernels;
 pub mod metrics;
 pub mod models;
 pub mod npy;
