@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::card::InputSpec;
 use crate::error::{Error, Result};
+use crate::kernels;
 
 /// One convolutional block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,7 +209,7 @@ impl SmallCnn {
         let mut x = x;
         for (i, block) in self.convs.iter().enumerate() {
             if i > 0 && self.convs[i - 1].pool {
-                x = self.pool.forward(x);
+                x = kernels::max_pool2d(&self.pool, x);
             }
             x = block.conv.forward(x);
             if let Some(bn) = &block.bn {
@@ -239,7 +240,7 @@ impl SmallCnn {
     pub fn features_from(&self, a: Tensor<4>, stage: usize) -> Tensor<2> {
         let mut x = a;
         if self.convs[stage].pool {
-            x = self.pool.forward(x);
+            x = kernels::max_pool2d(&self.pool, x);
         }
         for block in &self.convs[stage + 1..] {
             x = block.conv.forward(x);
@@ -248,7 +249,7 @@ impl SmallCnn {
             }
             x = relu(x);
             if block.pool {
-                x = self.pool.forward(x);
+                x = kernels::max_pool2d(&self.pool, x);
             }
         }
         let mut x: Tensor<2> = x.flatten(1, 3); // [B, C*H*W], C-major like PyTorch
