@@ -8,7 +8,7 @@ use super::baseline::Baseline;
 use super::gradients::target_gradients;
 use crate::error::{Error, Result};
 use crate::models::Classifier;
-use crate::parallel::{ordered_chunks, workers_for};
+use crate::parallel::{batch_ranges, ordered_chunks, workers_for};
 use crate::progress::Progress;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -114,12 +114,11 @@ pub fn integrated_gradients(model: &Classifier, x: &[f32], target: usize, params
     let diff: Vec<f32> = x.iter().zip(&base).map(|(a, b)| a - b).collect();
     let n = x.len();
     let mut total = vec![0.0f64; n];
-    let steps: Vec<usize> = (0..alphas.len()).collect();
-    let chunks: Vec<&[usize]> = steps.chunks(params.internal_batch_size).collect();
+    let chunks = batch_ranges(alphas.len(), params.internal_batch_size);
     let path = |i: usize| -> Result<Vec<f32>> {
-        let chunk = chunks[i];
+        let chunk = chunks[i].clone();
         let mut xs = Vec::with_capacity(chunk.len() * n);
-        for &s in chunk {
+        for s in chunk.clone() {
             let a = alphas[s] as f32;
             xs.extend(base.iter().zip(&diff).map(|(b, d)| b + a * d));
         }
@@ -127,7 +126,7 @@ pub fn integrated_gradients(model: &Classifier, x: &[f32], target: usize, params
     };
     let mut done = 0;
     ordered_chunks(workers_for(&model.device), chunks.len(), progress, &path, &mut |i, g| {
-        for (k, &s) in chunks[i].iter().enumerate() {
+        for (k, s) in chunks[i].clone().enumerate() {
             let wgt = weights[s];
             for (t, gv) in total.iter_mut().zip(&g[k * n..(k + 1) * n]) {
                 *t += wgt * *gv as f64;

@@ -10,7 +10,7 @@ use super::gradients::target_gradients;
 use super::integrated::{IgParams, integrated_gradients};
 use crate::error::{Error, Result};
 use crate::models::Classifier;
-use crate::parallel::{ordered_chunks, workers_for};
+use crate::parallel::{batch_ranges, ordered_chunks, workers_for};
 use crate::progress::Progress;
 use crate::rng::Rng;
 
@@ -166,19 +166,17 @@ pub fn noise_tunnel_with(
         // the noisy inputs are drawn here, on the calling thread and in sample order, so the
         // noise does not depend on how batches spread over threads; a few batches per worker
         // at a time, so memory stays bounded whatever the number of samples
-        let b = params.batch_size.max(1);
-        let chunks = params.samples.div_ceil(b);
+        let chunks = batch_ranges(params.samples, params.batch_size);
         let workers = workers_for(&model.device);
         let group = workers * 4;
         let base = params.base;
         let mut done = 0;
-        for first in (0..chunks).step_by(group) {
+        for first in (0..chunks.len()).step_by(group) {
             let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(group);
-            for c in first..(first + group).min(chunks) {
-                let count = b.min(params.samples - c * b);
-                let mut xs = Vec::with_capacity(count * n);
-                for i in 0..count {
-                    xs.extend(noisy(c * b + i)?);
+            for run in &chunks[first..(first + group).min(chunks.len())] {
+                let mut xs = Vec::with_capacity(run.len() * n);
+                for i in run.clone() {
+                    xs.extend(noisy(i)?);
                 }
                 inputs.push(xs);
             }
