@@ -353,12 +353,24 @@ fn plane_input_gradient(gx: &mut [f32], grad: &[f32], taps: &[f32], g: Geometry,
     for (oy, row) in grad.chunks_exact(g.ow).enumerate() {
         spread[oy * pitch..][..g.ow].copy_from_slice(row);
     }
-    for ky in 0..k {
-        for kx in 0..k {
-            let t = taps[ky * k + kx];
-            let start = ((ky % s) * s + kx % s) * phase_len + (ky / s) * pitch + kx / s;
-            for (o, &v) in phases[start..][..spread.len()].iter_mut().zip(spread.iter()) {
-                *o += t * v;
+    // A block of each phase's rows at a time, all taps, so the sums stay in L1 on large
+    // planes; within a block every element still takes the taps in order.
+    let step = BLOCK.max(pitch);
+    for lo in (0..phase_len).step_by(step) {
+        let hi = (lo + step).min(phase_len);
+        for ky in 0..k {
+            for kx in 0..k {
+                let t = taps[ky * k + kx];
+                let shift = (ky / s) * pitch + kx / s;
+                // phase positions lo..hi take spread[j - shift]
+                let (from, to) = (lo.max(shift), hi.min(shift + spread.len()));
+                if from >= to {
+                    continue;
+                }
+                let phase = &mut phases[((ky % s) * s + kx % s) * phase_len..][from..to];
+                for (o, &v) in phase.iter_mut().zip(&spread[from - shift..to - shift]) {
+                    *o += t * v;
+                }
             }
         }
     }
