@@ -3,6 +3,9 @@
 //! gradients) computed on noisy copies of the input, then averaged (`smoothgrad`) or its
 //! variance taken (`vargrad`). Seeded.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 
 use super::SaliencyMap;
@@ -129,7 +132,7 @@ pub fn noise_tunnel_with(
     target: usize,
     params: &NoiseParams,
     nt: NoiseTunnelType,
-    noise: &mut dyn FnMut(usize) -> Vec<f32>,
+    noise: &mut (dyn FnMut(usize) -> Vec<f32> + Send),
     progress: Progress<'_>,
 ) -> Result<SaliencyMap> {
     params.validate()?;
@@ -144,7 +147,7 @@ pub fn noise_tunnel_with(
             sum_sq[i] += v * v;
         }
     };
-    // sample i's noisy input, drawn on this thread and in sample order
+    // sample i's noisy input; drawn in sample order
     let mut noisy = |i: usize| -> Result<Vec<f32>> {
         let e = noise(i);
         if e.len() != n {
@@ -163,42 +166,43 @@ pub fn noise_tunnel_with(
             progress.report(done + 1, params.samples);
         }
     } else {
-        // the noisy inputs are drawn here, on the calling thread and in sample order, so the
-        // noise does not depend on how batches spread over threads; a few batches per worker
-        // at a time, so memory stays bounded whatever the number of samples
+        // Each chunk draws its samples' noise as it starts, under a lock and in sample order
+        // (a chunk first draws any earlier chunk's that no worker has drawn yet), so the noise
+        // is one stream whatever the threads, and a worker draws while the other runs its pass.
         let chunks = batch_ranges(params.samples, params.batch_size);
-        let workers = workers_for(&model.device);
-        let group = workers * 4;
         let base = params.base;
-        let mut done = 0;
-        for first in (0..chunks.len()).step_by(group) {
-            let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(group);
-            for run in &chunks[first..(first + group).min(chunks.len())] {
-                let mut xs = Vec::with_capacity(run.len() * n);
-                for i in run.clone() {
-                    xs.extend(noisy(i)?);
-                }
-                inputs.push(xs);
+        let drawn: Mutex<(usize, BTreeMap<usize, Result<Vec<f32>>>, &mut (dyn FnMut(usize) -> Result<Vec<f32>> + Send))> =
+            Mutex::new((0, BTreeMap::new(), &mut noisy));
+        let inputs_of = |c: usize| -> Result<Vec<f32>> {
+            let mut guard = drawn.lock().unwrap_or_else(|e| e.into_inner());
+            let (next, ready, noisy) = &mut *guard;
+            while *next <= c {
+                let run = chunks[*next].clone();
+                let xs = run.map(|i| noisy(i)).collect::<Result<Vec<_>>>().map(|v| v.concat());
+                ready.insert(*next, xs);
+                *next += 1;
             }
-            let attributions = |c: usize| -> Result<Vec<f32>> {
-                let xs = &inputs[c];
-                let count = xs.len() / n;
-                let (g, _) = target_gradients(model, xs.clone(), &vec![target; count])?;
-                Ok(match base {
-                    NoiseBase::Saliency => g.iter().map(|v| v.abs()).collect(),
-                    NoiseBase::Gradient => g,
-                    _ => g.iter().zip(xs).map(|(a, b)| a * b).collect(),
-                })
-            };
-            ordered_chunks(workers, inputs.len(), progress, &attributions, &mut |_, attr| {
-                for a in attr.chunks(n) {
-                    add(a);
-                    done += 1;
-                }
-                progress.report(done, params.samples);
-                Ok(())
-            })?;
-        }
+            ready.remove(&c).unwrap_or_else(|| Err(Error::Compute(format!("noise for chunk {c} drawn twice"))))
+        };
+        let attributions = |c: usize| -> Result<Vec<f32>> {
+            let xs = inputs_of(c)?;
+            let count = xs.len() / n;
+            let (g, _) = target_gradients(model, xs.clone(), &vec![target; count])?;
+            Ok(match base {
+                NoiseBase::Saliency => g.iter().map(|v| v.abs()).collect(),
+                NoiseBase::Gradient => g,
+                _ => g.iter().zip(&xs).map(|(a, b)| a * b).collect(),
+            })
+        };
+        let mut done = 0;
+        ordered_chunks(workers_for(&model.device), chunks.len(), progress, &attributions, &mut |_, attr| {
+            for a in attr.chunks(n) {
+                add(a);
+                done += 1;
+            }
+            progress.report(done, params.samples);
+            Ok(())
+        })?;
     }
     let m = params.samples as f64;
     let values: Vec<f32> = match nt {
