@@ -155,8 +155,8 @@ fn check_noise_tunnel(name: &str) {
     for (base, file) in [(NoiseBase::Saliency, "saliency"), (NoiseBase::Gradient, "gradient"), (NoiseBase::GradXInput, "grad_x_input"), (NoiseBase::Ig, "ig")] {
         for (nt_type, suffix) in [(NoiseTunnelType::Smoothgrad, "smoothgrad"), (NoiseTunnelType::Vargrad, "vargrad")] {
             let params = NoiseParams { samples, base, ig_steps: nt["ig_steps"].as_u64().unwrap() as usize, batch_size: 3, ..NoiseParams::default() };
-            let mut noise_of = |i: usize| noise.data[i * n..(i + 1) * n].to_vec();
-            let map = noise_tunnel_with(&f.model, &x, target, &params, nt_type, &mut noise_of, Progress::none()).unwrap();
+            let noise_of = |i: usize| noise.data[i * n..(i + 1) * n].to_vec();
+            let map = noise_tunnel_with(&f.model, &x, target, &params, nt_type, &noise_of, Progress::none()).unwrap();
             assert_matches(&f, &map.values, &format!("nt_{file}_{suffix}.npy"));
         }
     }

@@ -3,9 +3,6 @@
 //! gradients) computed on noisy copies of the input, then averaged (`smoothgrad`) or its
 //! variance taken (`vargrad`). Seeded.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use serde::{Deserialize, Serialize};
 
 use super::SaliencyMap;
@@ -118,10 +115,14 @@ pub fn noise_sigma(x: &[f32], noise: f32) -> f32 {
 pub fn noise_tunnel(model: &Classifier, x: &[f32], target: usize, params: &NoiseParams, nt: NoiseTunnelType, progress: Progress<'_>) -> Result<SaliencyMap> {
     params.validate()?;
     let sigma = noise_sigma(x, params.noise);
-    let mut rng = Rng::new(params.seed);
     let n = x.len();
-    let mut noise = |_: usize| (0..n).map(|_| sigma * rng.normal() as f32).collect::<Vec<f32>>();
-    noise_tunnel_with(model, x, target, params, nt, &mut noise, progress)
+    // sample i's noise is the stream's values from its (i * n)-th normal (two draws each):
+    // one stream, whichever thread draws which sample
+    let noise = |i: usize| {
+        let mut rng = Rng::new(params.seed).skip(2 * (i * n) as u64);
+        (0..n).map(|_| sigma * rng.normal() as f32).collect::<Vec<f32>>()
+    };
+    noise_tunnel_with(model, x, target, params, nt, &noise, progress)
 }
 
 /// The noise tunnel with the caller's noise: `noise(i)` is sample i's noise, `[C, H, W]`
@@ -132,7 +133,7 @@ pub fn noise_tunnel_with(
     target: usize,
     params: &NoiseParams,
     nt: NoiseTunnelType,
-    noise: &mut (dyn FnMut(usize) -> Vec<f32> + Send),
+    noise: &(dyn Fn(usize) -> Vec<f32> + Sync),
     progress: Progress<'_>,
 ) -> Result<SaliencyMap> {
     params.validate()?;
@@ -147,8 +148,8 @@ pub fn noise_tunnel_with(
             sum_sq[i] += v * v;
         }
     };
-    // sample i's noisy input; drawn in sample order
-    let mut noisy = |i: usize| -> Result<Vec<f32>> {
+    // sample i's noisy input
+    let noisy = |i: usize| -> Result<Vec<f32>> {
         let e = noise(i);
         if e.len() != n {
             return Err(Error::Compute(format!("noise of {} values for an input of {n}", e.len())));
@@ -166,24 +167,10 @@ pub fn noise_tunnel_with(
             progress.report(done + 1, params.samples);
         }
     } else {
-        // Each chunk draws its samples' noise as it starts, under a lock and in sample order
-        // (a chunk first draws any earlier chunk's that no worker has drawn yet), so the noise
-        // is one stream whatever the threads, and a worker draws while the other runs its pass.
+        // each chunk draws its own samples' noise, on its worker
         let chunks = batch_ranges(params.samples, params.batch_size);
         let base = params.base;
-        let drawn: Mutex<(usize, BTreeMap<usize, Result<Vec<f32>>>, &mut (dyn FnMut(usize) -> Result<Vec<f32>> + Send))> =
-            Mutex::new((0, BTreeMap::new(), &mut noisy));
-        let inputs_of = |c: usize| -> Result<Vec<f32>> {
-            let mut guard = drawn.lock().unwrap_or_else(|e| e.into_inner());
-            let (next, ready, noisy) = &mut *guard;
-            while *next <= c {
-                let run = chunks[*next].clone();
-                let xs = run.map(|i| noisy(i)).collect::<Result<Vec<_>>>().map(|v| v.concat());
-                ready.insert(*next, xs);
-                *next += 1;
-            }
-            ready.remove(&c).unwrap_or_else(|| Err(Error::Compute(format!("noise for chunk {c} drawn twice"))))
-        };
+        let inputs_of = |c: usize| -> Result<Vec<f32>> { chunks[c].clone().map(&noisy).collect::<Result<Vec<_>>>().map(|v| v.concat()) };
         let attributions = |c: usize| -> Result<Vec<f32>> {
             let xs = inputs_of(c)?;
             let count = xs.len() / n;
