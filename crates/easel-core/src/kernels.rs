@@ -57,6 +57,16 @@ fn with_backward<const D: usize, O: Backward<Flex, 1>>(
     Tensor::from_primitive::<Autodiff<Flex>>(y)
 }
 
+/// A one-input node's backward: the gradient of its output in, `input_gradient(state, grad)`
+/// registered as its input's when the input takes one.
+fn one_input_backward<S>(ops: Ops<S, 1>, grads: &mut Gradients, input_gradient: impl FnOnce(S, FlexTensor) -> FlexTensor) {
+    let [parent] = ops.parents;
+    let grad = grads.consume::<Flex>(&ops.node);
+    if let Some(parent) = parent {
+        grads.register::<Flex>(parent.id, input_gradient(ops.state, grad));
+    }
+}
+
 /// A constant (no autodiff context) flex f32 tensor, contiguous.
 fn constant<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
     if x.dtype() != DType::F32 {
@@ -123,14 +133,12 @@ impl Backward<Flex, 1> for Relu6Backward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [parent] = ops.parents;
-        let mut grad = grads.consume::<Flex>(&ops.node);
-        if let Some(parent) = parent {
-            let x = contiguous(&ops.state);
+        one_input_backward(ops, grads, |x, mut grad| {
+            let x = contiguous(&x);
             let x = values(&x);
             // In place where the gradient's buffer is ours alone (as a layer's gradient is).
             let whole = |g: &FlexTensor| g.as_slice::<f32>().is_some_and(|v| v.len() == x.len()) && g.storage::<f32>().len() == x.len();
-            let gx = match whole(&grad).then(|| grad.try_storage_mut::<f32>()).flatten() {
+            match whole(&grad).then(|| grad.try_storage_mut::<f32>()).flatten() {
                 Some(g) => {
                     g.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(relu6_gradient_in_place(g, x)));
                     grad
@@ -142,9 +150,8 @@ impl Backward<Flex, 1> for Relu6Backward {
                         o.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(relu6_gradient_in_place(g, x)))
                     })
                 }
-            };
-            grads.register::<Flex>(parent.id, gx);
-        }
+            }
+        });
     }
 }
 
@@ -236,24 +243,49 @@ impl Geometry {
         })
     }
 
-    /// Rows of `pitch` floats in a phase plane (see [`plane_forward`]): the output's rows, the
-    /// taps' reach past them, and one spare row so that every tap's run stays inside.
-    fn phase_layout(&self) -> (usize, usize) {
+    /// `scratch` as the zeroed phase planes of a plane (see [`plane_forward`]) and a plane of
+    /// output rows at the same pitch, with the layout: rows of `pitch` floats, the output's rows
+    /// plus the taps' reach past them plus one spare row, so that every tap's run stays inside.
+    fn phase_buffers<'a>(&self, scratch: &'a mut Vec<f32>) -> (PhaseLayout, &'a mut [f32], &'a mut [f32]) {
         let ext = (self.k - 1) / self.stride;
-        (self.ow + ext, self.oh + ext + 1)
+        let (pitch, rows) = (self.ow + ext, self.oh + ext + 1);
+        let phases = self.stride * self.stride * rows * pitch;
+        scratch.clear();
+        scratch.resize(phases + self.oh * pitch, 0.0);
+        let (phase_planes, out_rows) = scratch.split_at_mut(phases);
+        (PhaseLayout { pitch, rows, len: rows * pitch }, phase_planes, out_rows)
     }
 }
 
-/// The convolution: one channel plane per parallel piece.
+/// Phase planes' rows, their width, and one plane's length.
+struct PhaseLayout {
+    pitch: usize,
+    rows: usize,
+    len: usize,
+}
+
+/// The convolution.
 fn depthwise_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: Geometry) -> FlexTensor {
-    let planes = x.len() / (g.h * g.w);
-    let shape = Shape::new([planes / g.channels, g.channels, g.oh, g.ow]);
-    filled(shape, |out| {
-        out.par_chunks_mut(g.oh * g.ow).enumerate().for_each_init(Vec::new, |scratch, (p, out)| {
+    plane_by_plane(x, g.h * g.w, [g.oh, g.ow], weight, g, |out, plane, taps, ch, scratch| {
+        vectorised!(plane_forward(out, plane, taps, bias.map(|b| b[ch]), g, scratch))
+    })
+}
+
+/// `[N, C, out_h, out_w]` from `src`'s planes of `src_len` floats: `f(out, plane, taps, channel,
+/// scratch)` fills each output plane, one per parallel piece, with its channel's taps.
+fn plane_by_plane(
+    src: &[f32],
+    src_len: usize,
+    [out_h, out_w]: [usize; 2],
+    weight: &[f32],
+    g: Geometry,
+    f: impl Fn(&mut [f32], &[f32], &[f32], usize, &mut Vec<f32>) + Sync,
+) -> FlexTensor {
+    let planes = src.len() / src_len;
+    filled(Shape::new([planes / g.channels, g.channels, out_h, out_w]), |out| {
+        out.par_chunks_mut(out_h * out_w).zip(src.par_chunks(src_len)).enumerate().for_each_init(Vec::new, |scratch, (p, (out, plane))| {
             let ch = p % g.channels;
-            let plane = &x[p * g.h * g.w..][..g.h * g.w];
-            let taps = &weight[ch * g.k * g.k..][..g.k * g.k];
-            vectorised!(plane_forward(out, plane, taps, bias.map(|b| b[ch]), g, scratch))
+            f(out, plane, &weight[ch * g.k * g.k..][..g.k * g.k], ch, scratch)
         })
     })
 }
@@ -267,11 +299,7 @@ fn depthwise_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: Geometr
 #[inline(always)]
 fn plane_forward(out: &mut [f32], x: &[f32], taps: &[f32], bias: Option<f32>, g: Geometry, scratch: &mut Vec<f32>) {
     let (s, k) = (g.stride, g.k);
-    let (pitch, rows) = g.phase_layout();
-    let phase_len = rows * pitch;
-    scratch.clear();
-    scratch.resize(s * s * phase_len + g.oh * pitch, 0.0);
-    let (phases, sums) = scratch.split_at_mut(s * s * phase_len);
+    let (PhaseLayout { pitch, rows, len: phase_len }, phases, sums) = g.phase_buffers(scratch);
     for (iy, row) in x.chunks_exact(g.w).enumerate() {
         let (a, r) = ((iy + g.top) % s, (iy + g.top) / s);
         if r >= rows {
@@ -312,29 +340,14 @@ impl Backward<Flex, 1> for DepthwiseBackward {
     type State = (FlexTensor, Geometry);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [parent] = ops.parents;
-        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
-        if let Some(parent) = parent {
-            let (weight, g) = ops.state;
-            let gx = depthwise_input_gradient(values(&grad), values(&weight), g);
-            grads.register::<Flex>(parent.id, gx);
-        }
+        one_input_backward(ops, grads, |(weight, g), grad| depthwise_input_gradient(values(&contiguous(&grad)), values(&weight), g));
     }
 }
 
 /// The input's gradient: every output's gradient times each tap, added where the tap read.
-/// One channel plane per parallel piece; within a plane the sums run in one fixed order.
+/// Within a plane the sums run in one fixed order.
 fn depthwise_input_gradient(grad: &[f32], weight: &[f32], g: Geometry) -> FlexTensor {
-    let planes = grad.len() / (g.oh * g.ow);
-    let shape = Shape::new([planes / g.channels, g.channels, g.h, g.w]);
-    filled(shape, |gx| {
-        gx.par_chunks_mut(g.h * g.w).enumerate().for_each_init(Vec::new, |scratch, (p, gx)| {
-            let ch = p % g.channels;
-            let plane = &grad[p * g.oh * g.ow..][..g.oh * g.ow];
-            let taps = &weight[ch * g.k * g.k..][..g.k * g.k];
-            vectorised!(plane_input_gradient(gx, plane, taps, g, scratch))
-        })
-    })
+    plane_by_plane(grad, g.oh * g.ow, [g.h, g.w], weight, g, |gx, plane, taps, _, scratch| vectorised!(plane_input_gradient(gx, plane, taps, g, scratch)))
 }
 
 /// One plane of [`depthwise_input_gradient`], as one long run of adds per tap. The padded input
@@ -345,11 +358,7 @@ fn depthwise_input_gradient(grad: &[f32], weight: &[f32], g: Geometry) -> FlexTe
 #[inline(always)]
 fn plane_input_gradient(gx: &mut [f32], grad: &[f32], taps: &[f32], g: Geometry, scratch: &mut Vec<f32>) {
     let (s, k) = (g.stride, g.k);
-    let (pitch, rows) = g.phase_layout();
-    let phase_len = rows * pitch;
-    scratch.clear();
-    scratch.resize(s * s * phase_len + g.oh * pitch, 0.0);
-    let (phases, spread) = scratch.split_at_mut(s * s * phase_len);
+    let (PhaseLayout { pitch, rows, len: phase_len }, phases, spread) = g.phase_buffers(scratch);
     for (oy, row) in grad.chunks_exact(g.ow).enumerate() {
         spread[oy * pitch..][..g.ow].copy_from_slice(row);
     }
@@ -448,20 +457,16 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     type State = (FlexTensor, PoolGeometry);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [parent] = ops.parents;
-        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
-        if let Some(parent) = parent {
-            let (x, g) = ops.state;
-            let x = contiguous(&x);
+        one_input_backward(ops, grads, |(x, g), grad| {
+            let (x, grad) = (contiguous(&x), contiguous(&grad));
             let (x, grad) = (values(&x), values(&grad));
-            let gx = filled(Shape::new([g.n, g.c, g.h, g.w]), |gx| {
+            filled(Shape::new([g.n, g.c, g.h, g.w]), |gx| {
                 gx.par_chunks_mut(g.h * g.w)
                     .zip(x.par_chunks(g.h * g.w))
                     .zip(grad.par_chunks(g.oh * g.ow))
                     .for_each(|((gx, plane), grad)| vectorised!(pool_plane_gradient(gx, plane, grad, g)))
-            });
-            grads.register::<Flex>(parent.id, gx);
-        }
+            })
+        });
     }
 }
 
