@@ -133,15 +133,13 @@ pub fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 /// `0..total` cut into runs of at most `batch` items for [`ordered_chunks`], of equal sizes
-/// (give or take one). Few runs are made a multiple of four, so that two or four workers get
+/// (give or take one), as many runs as a multiple of four, so that two or four workers get
 /// equal shares: SmoothGrad's 20 samples at 8 a pass were 8 + 8 + 4, two passes on one core and
-/// one on the other; they are now four passes of 5. The runs do not depend on the number of
-/// workers, so neither do the numbers.
+/// one on the other; they are now four passes of 5. EfficientNet's IG-50 at 4 a pass was 13
+/// passes (7 against 6); it is 16 of 3 or 4 (measured: 2.7 s -> 2.2 s). The runs do not depend
+/// on the number of workers, so neither do the numbers.
 pub fn batch_ranges(total: usize, batch: usize) -> Vec<std::ops::Range<usize>> {
-    let mut runs = total.div_ceil(batch.max(1));
-    if runs < 8 {
-        runs = runs.next_multiple_of(4).min(total);
-    }
+    let runs = total.div_ceil(batch.max(1)).next_multiple_of(4).min(total);
     let (size, extra) = (total / runs.max(1), total % runs.max(1));
     let mut start = 0;
     (0..runs)
@@ -266,6 +264,7 @@ mod tests {
     fn batch_ranges_cover_everything_in_equal_runs() {
         assert_eq!(batch_ranges(20, 8), vec![0..5, 5..10, 10..15, 15..20]);
         assert_eq!(batch_ranges(50, 8).iter().map(|r| r.len()).collect::<Vec<_>>(), vec![7, 7, 6, 6, 6, 6, 6, 6]);
+        assert_eq!(batch_ranges(50, 4).iter().map(|r| r.len()).collect::<Vec<_>>(), vec![4, 4, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3]);
         assert_eq!(batch_ranges(3, 8), vec![0..1, 1..2, 2..3]);
         assert!(batch_ranges(0, 8).is_empty());
         for (total, batch) in [(1, 1), (7, 2), (50, 2), (169, 8), (100, 64), (9, 100)] {

@@ -189,9 +189,9 @@ impl Method {
             MethodKind::Saliency => Method::Saliency,
             MethodKind::Gradient => Method::Gradient,
             MethodKind::GradXInput => Method::GradXInput,
-            MethodKind::Ig => Method::Ig(IgParams { internal_batch_size: default_batch(h, w), ..IgParams::default() }),
-            MethodKind::Smoothgrad => Method::Smoothgrad(NoiseParams { batch_size: default_batch(h, w), ..NoiseParams::default() }),
-            MethodKind::Vargrad => Method::Vargrad(NoiseParams { batch_size: default_batch(h, w), ..NoiseParams::default() }),
+            MethodKind::Ig => Method::Ig(IgParams { internal_batch_size: gradient_batch(h, w), ..IgParams::default() }),
+            MethodKind::Smoothgrad => Method::Smoothgrad(NoiseParams { batch_size: gradient_batch(h, w), ..NoiseParams::default() }),
+            MethodKind::Vargrad => Method::Vargrad(NoiseParams { batch_size: gradient_batch(h, w), ..NoiseParams::default() }),
             MethodKind::Gradcam => Method::Gradcam { stage: None },
             MethodKind::Fgsm => Method::Fgsm(AttackParams::fgsm(AttackParams::DEFAULT_EPSILON)),
             MethodKind::Pgd => Method::Pgd(AttackParams::pgd(AttackParams::DEFAULT_EPSILON, AttackParams::DEFAULT_STEPS)),
@@ -234,10 +234,18 @@ impl Method {
 /// core (`crate::parallel`): the 28x28 Fashion CNN's occlusion 4/2 takes ~88 ms at batch 8,
 /// ~100 at 2 and ~135 at 64; IG-50 ~43 ms at 8-16 and ~65 at 64; SmoothGrad-20 ~17 ms at 8 and
 /// ~30 at 64 (larger batches leave the cache). EfficientNet-Lite0 at 224 is fastest at 2 per
-/// pass (forward 30 ms/image against 40 at 1 and 37 at 4; gradients 86 ms/image against 107
-/// and 89).
+/// forward pass (30 ms/image against 40 at 1 and 37 at 4); gradient passes take
+/// [`gradient_batch`].
 pub fn default_batch(h: usize, w: usize) -> usize {
     (8 * 28 * 28 / (h * w).max(1)).clamp(2, 8)
+}
+
+/// Images per gradient pass (IG path points, noise samples): [`default_batch`], but at least
+/// 4. Measured with easel's depthwise kernels and passes of equal size
+/// ([`crate::parallel::batch_ranges`]): EfficientNet-Lite0's IG-50 2.2 s at 4 (16 passes of 3-4)
+/// against 2.3-2.4 s at 2; SmoothGrad-20 1.02 s at 4 against 1.16 s at 2.
+pub fn gradient_batch(h: usize, w: usize) -> usize {
+    default_batch(h, w).max(4)
 }
 
 /// Images per pass on a GPU, where larger batches pay: EfficientNet-Lite0's occlusion 16/8 on
