@@ -1,0 +1,204 @@
+//! CPU kernels for operations that burn's CPU backend (flex) runs slowly, with their own
+//! backward pass in burn's autodiff graph: EfficientNet's depthwise convolutions and ReLU6, and
+//! the small CNNs' 2x2 max pooling.
+//!
+//! Measured (perf, SmoothGrad of EfficientNet-Lite0 on a 224x224 photo): flex differentiates a
+//! depthwise convolution's input through a general transposed convolution (22 % of the time),
+//! and `relu(x).clamp_max(6)` takes four passes backward (compare, mask, compare, mask: 8 %).
+//! Forward, flex's depthwise loop runs along output rows, which are short in the later layers
+//! (7-28 pixels), and strided at stride 2 (39 % of an occlusion run). Here a depthwise
+//! convolution, forward and backward, is one long run of multiply-adds per tap over a packed
+//! copy of the plane, and ReLU6's backward is one pass. flex's max pooling is a general 3-D
+//! loop (30 % of a small CNN's occlusion, a third of a training step); a 2x2 window is four
+//! loads and three compares here.
+//!
+//! The numbers are burn's bit for bit: each output adds the same products in the same order
+//! (tests check values and gradients for every stride, kernel and padding EfficientNet-Lite
+//! uses, and max pooling's ties and NaNs), so explanations and trained weights are unchanged.
+//! Only what these loops cover takes them: f32 tensors on the flex device; a depthwise
+//! convolution (groups = channels, square kernel and stride, no dilation) whose weight and bias
+//! are constants, as in an evaluation-mode model; a 2x2 pool at stride 2 without padding.
+//! Everything else, a convolution weight that takes a gradient (training) or a GPU device,
+//! goes through burn's own operations.
+
+use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::tensor::{DType, Shape, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+/// `forward(x)`, with `op`'s backward in the autodiff graph in place of burn's when `x` is a
+/// tracked f32 tensor on the flex device. The forward runs burn's own operations on `x`'s
+/// values, so values are the same bits as `forward(x)`; anything else is `forward(x)`.
+fn with_backward<const D: usize, O: Backward<Flex, 1>>(
+    x: Tensor<D>,
+    forward: impl Fn(Tensor<D>) -> Tensor<D>,
+    op: O,
+    state: impl FnOnce(FlexTensor) -> O::State,
+) -> Tensor<D> {
+    if x.dtype() != DType::F32 {
+        return forward(x);
+    }
+    let Ok(tracked) = x.clone().try_into_primitive::<Autodiff<Flex>>() else { return forward(x) };
+    let values = tracked.primitive().clone();
+    let Ok(y) = forward(Tensor::from_primitive::<Flex>(values.clone())).try_into_primitive::<Flex>() else {
+        return forward(x);
+    };
+    let y = match op.prepare::<NoCheckpointing>([tracked.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state(values), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(y)
+}
+
+/// A one-input node's backward: the gradient of its output in, `input_gradient(state, grad)`
+/// registered as its input's when the input takes one.
+fn one_input_backward<S>(ops: Ops<S, 1>, grads: &mut Gradients, input_gradient: impl FnOnce(S, FlexTensor) -> FlexTensor) {
+    let [parent] = ops.parents;
+    let grad = grads.consume::<Flex>(&ops.node);
+    if let Some(parent) = parent {
+        grads.register::<Flex>(parent.id, input_gradient(ops.state, grad));
+    }
+}
+
+/// A constant (no autodiff context) flex f32 tensor, contiguous.
+fn constant<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
+    if x.dtype() != DType::F32 {
+        return None;
+    }
+    x.clone().try_into_primitive::<Flex>().ok().map(|t| contiguous(&t))
+}
+
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() { t.clone() } else { t.to_contiguous() }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn filled(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
+    let mut t = FlexTensor::zeros(shape, DType::F32);
+    fill(t.storage_mut::<f32>());
+    t
+}
+
+/// Runs `body` compiled for AVX2 where the CPU has it (the loops then take 8 floats a step),
+/// as plain code elsewhere. The same operations in the same order either way, so the same bits.
+macro_rules! vectorised {
+    ($body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked on the line above.
+                unsafe { avx2(|| $body) }
+            } else {
+                $body
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $body
+        }
+    }};
+}
+
+/// Elements per parallel piece of an element-wise pass.
+const PIECE: usize = 1 << 15;
+
+mod depthwise;
+mod pool;
+
+pub use depthwise::depthwise_conv2d;
+pub use pool::max_pool2d;
+
+// ---------------------------------------------------------------------------------------------
+// ReLU6
+
+/// ReLU6 as burn's `relu(x).clamp_max(6)`: the same values, and its gradient (the output's
+/// where 0 < x <= 6, zero elsewhere) in one pass instead of four.
+pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    with_backward(x, |x| burn::tensor::activation::relu(x).clamp_max(6.0), Relu6Backward, |x| x)
+}
+
+#[derive(Debug)]
+struct Relu6Backward;
+
+impl Backward<Flex, 1> for Relu6Backward {
+    /// The input.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        one_input_backward(ops, grads, |x, mut grad| {
+            let x = contiguous(&x);
+            let x = values(&x);
+            // In place where the gradient's buffer is ours alone (as a layer's gradient is).
+            let whole = |g: &FlexTensor| g.as_slice::<f32>().is_some_and(|v| v.len() == x.len()) && g.storage::<f32>().len() == x.len();
+            match whole(&grad).then(|| grad.try_storage_mut::<f32>()).flatten() {
+                Some(g) => {
+                    g.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(relu6_gradient_in_place(g, x)));
+                    grad
+                }
+                None => {
+                    let grad = contiguous(&grad);
+                    filled(grad.shape(), |o| {
+                        o.copy_from_slice(values(&grad));
+                        o.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(relu6_gradient_in_place(g, x)))
+                    })
+                }
+            }
+        });
+    }
+}
+
+/// Keeps the gradient where relu's backward does (output > 0) and clamp_max's does (x <= 6).
+#[inline(always)]
+fn relu6_gradient_in_place(g: &mut [f32], x: &[f32]) {
+    for (g, &x) in g.iter_mut().zip(x) {
+        if !(x > 0.0 && x <= 6.0) {
+            *g = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    pub(super) fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
+        Tensor::random(shape, Distribution::Normal(0.0, 2.0), device)
+    }
+
+    pub(super) fn bits(t: Tensor<4>) -> Vec<u32> {
+        t.to_data().try_into_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The gradient, as bits, that `f` gives `x` for the weighted sum `sum(f(x) * mix)`.
+    pub(super) fn input_gradient(f: &dyn Fn(Tensor<4>) -> Tensor<4>, x: &Tensor<4>, mix: &Tensor<4>) -> Vec<u32> {
+        let xa = x.clone().autodiff().require_grad();
+        let g = (f(xa.clone()) * mix.clone()).sum().backward();
+        bits(xa.grad(&g).expect("a gradient"))
+    }
+
+    /// ReLU6's values and gradient equal `relu(x).clamp_max(6)`'s bit for bit, at 0 and 6 too.
+    #[test]
+    fn relu6_equals_relu_then_clamp() {
+        let device = Device::flex();
+        let mut v: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.25).collect();
+        v.extend([0.0, -0.0, 6.0, 6.000001, 5.999999]);
+        let n = v.len();
+        let x = Tensor::<1>::from_floats(v.as_slice(), &device).reshape([1, 1, 1, n]);
+        let theirs = |x: Tensor<4>| burn::tensor::activation::relu(x).clamp_max(6.0);
+        assert_eq!(bits(relu6(x.clone())), bits(theirs(x.clone())));
+        let mix = random([1, 1, 1, n], &device);
+        assert_eq!(input_gradient(&|x| relu6(x), &x, &mix), input_gradient(&theirs, &x, &mix));
+    }
+}
