@@ -113,9 +113,11 @@ macro_rules! vectorised {
 /// Elements per parallel piece of an element-wise pass.
 const PIECE: usize = 1 << 15;
 
+mod conv;
 mod depthwise;
 mod pool;
 
+pub use conv::conv2d;
 pub use depthwise::depthwise_conv2d;
 pub use pool::max_pool2d;
 

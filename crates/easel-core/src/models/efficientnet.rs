@@ -148,7 +148,7 @@ impl EfficientNetLite {
     /// # Shapes
     /// - `x`: `[B, 3, 224, 224]` -> the stage's activation, `[B, 1280, 7, 7]` for the head
     pub fn forward_to(&self, x: Tensor<4>, stage: usize) -> Tensor<4> {
-        let mut x = relu6(maybe_bn(&self.bn0, self.conv_stem.forward(x)));
+        let mut x = relu6(maybe_bn(&self.bn0, kernels::conv2d(&self.conv_stem, x)));
         if stage == 0 {
             return x;
         }

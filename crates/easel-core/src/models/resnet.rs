@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::fold::{fold_optional, fold_pair, maybe_bn};
 use crate::error::{Error, Result};
+use crate::kernels;
 
 fn conv(c: [usize; 2], k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
@@ -47,8 +48,8 @@ impl Block {
             Some(d) => maybe_bn(&d.bn, d.conv.forward(x.clone())),
             None => x.clone(),
         };
-        let mut h = relu(maybe_bn(&self.bn1, self.conv1.forward(x)));
-        h = maybe_bn(&self.bn2, self.conv2.forward(h));
+        let mut h = relu(maybe_bn(&self.bn1, kernels::conv2d(&self.conv1, x)));
+        h = maybe_bn(&self.bn2, kernels::conv2d(&self.conv2, h));
         if let Some(c3) = &self.conv3 {
             h = maybe_bn(&self.bn3, c3.forward(relu(h)));
         }
@@ -153,7 +154,7 @@ impl ResNet {
     /// # Shapes
     /// - `x`: `[B, 3, H, W]` -> the stage's activation (`[B, 512 * e, H / 32, W / 32]` for layer4)
     pub fn forward_to(&self, x: Tensor<4>, stage: usize) -> Tensor<4> {
-        let mut x = self.maxpool.forward(relu(maybe_bn(&self.bn1, self.conv1.forward(x))));
+        let mut x = self.maxpool.forward(relu(maybe_bn(&self.bn1, kernels::conv2d(&self.conv1, x))));
         for layer in self.layers().iter().take(stage) {
             for block in layer.iter() {
                 x = block.forward(x);

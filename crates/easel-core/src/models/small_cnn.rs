@@ -211,7 +211,7 @@ impl SmallCnn {
             if i > 0 && self.convs[i - 1].pool {
                 x = kernels::max_pool2d(&self.pool, x);
             }
-            x = block.conv.forward(x);
+            x = kernels::conv2d(&block.conv, x);
             if let Some(bn) = &block.bn {
                 x = bn.forward(x);
             }
@@ -243,7 +243,7 @@ impl SmallCnn {
             x = kernels::max_pool2d(&self.pool, x);
         }
         for block in &self.convs[stage + 1..] {
-            x = block.conv.forward(x);
+            x = kernels::conv2d(&block.conv, x);
             if let Some(bn) = &block.bn {
                 x = bn.forward(x);
             }

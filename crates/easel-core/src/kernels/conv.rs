@@ -1,0 +1,388 @@
+//! Dense convolutions (groups = 1, a kernel larger than 1x1: the small CNNs' 3x3 layers and
+//! EfficientNet's stem) without flex's set-up copies.
+//!
+//! flex computes such a convolution as, per image, a transposed (channels-last) copy of the
+//! input, per tile of 512 output pixels an im2col matrix (one row of kernel-window values per
+//! pixel) and a matrix product with the reordered weights, then copies the product into the
+//! output and adds the bias in another pass. perf on the small CNN's occlusion: the im2col
+//! loop (an index computation and a bounds check per float) 22 % of the time, the single-
+//! threaded channels-last copy and weight reordering 6 %, zero-filling new buffers 3 %, the
+//! matrix products 46 %. Here the im2col rows are a few contiguous runs per kernel row (the
+//! window's columns are consecutive in a channels-last row whatever the stride), buffers are
+//! reused per thread and written once, the channels-last copies run in parallel, and each
+//! product writes straight into the output.
+//!
+//! The matrix products are the same calls to the same `gemm` with the same operands and
+//! shapes, so every output is burn's bit for bit (tests compare bits against `Conv2d::forward`
+//! and its gradients). Gradients are burn's own functions on the same values: the input's
+//! (`conv2d_x_backward`), and in training the weight's and bias's, as burn's autodiff node
+//! computes them.
+
+use burn::backend::{Autodiff, Flex};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Shape, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_backend::ops::ModuleOps;
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::{contiguous, filled, values};
+
+/// flex's output tile: pixels per im2col matrix and product.
+const TILE: usize = 512;
+
+/// A dense convolution's shapes: input `[n, c_in, h, w]`, weight `[c_out, c_in, kh, kw]`,
+/// stride, the padding before each axis, and the output's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geometry {
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    top: usize,
+    left: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    fn col_len(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+}
+
+/// `conv.forward(x)`, through [`conv_forward`] when flex would take its general im2col path
+/// (see the module above): f32 on the flex device, groups 1, no dilation, a kernel larger than
+/// 1x1, and not flex's own small-channel loop (at most 4 input and 16 output channels).
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some((g, options)) = geometry(conv, &x) else { return conv.forward(x) };
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    // Constants (an evaluation-mode model): the input may take a gradient.
+    if let (Ok(w), Some(b)) =
+        (weight.clone().try_into_primitive::<Flex>(), bias.clone().map(|b| b.try_into_primitive::<Flex>().ok()).map_or(Some(None), |b| b.map(Some)))
+    {
+        let (w, b) = (contiguous(&w), b.map(|b| contiguous(&b)));
+        if let Ok(xa) = x.clone().try_into_primitive::<Autodiff<Flex>>() {
+            let y = conv_forward(&contiguous(xa.primitive()), &w, b.as_ref(), g);
+            let y = match InputBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((xa.primitive().clone(), w, options), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            return Tensor::from_primitive::<Autodiff<Flex>>(y);
+        }
+        return match x.clone().try_into_primitive::<Flex>() {
+            Ok(xf) => Tensor::from_primitive::<Flex>(conv_forward(&contiguous(&xf), &w, b.as_ref(), g)),
+            Err(_) => conv.forward(x),
+        };
+    }
+    // Parameters in the autodiff graph (training): burn's node, with our forward.
+    let (Ok(xa), Ok(wa)) = (x.clone().try_into_primitive::<Autodiff<Flex>>(), weight.try_into_primitive::<Autodiff<Flex>>()) else {
+        return conv.forward(x);
+    };
+    let (xv, wv) = (xa.primitive().clone(), wa.primitive().clone());
+    match bias.map(|b| b.try_into_primitive::<Autodiff<Flex>>()) {
+        None => {
+            let y = conv_forward(&contiguous(&xv), &contiguous(&wv), None, g);
+            let y = match WeightBackward.prepare::<NoCheckpointing>([xa.node(), wa.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((xv, wv, options), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            Tensor::from_primitive::<Autodiff<Flex>>(y)
+        }
+        Some(Ok(ba)) => {
+            let bv = ba.primitive().clone();
+            let y = conv_forward(&contiguous(&xv), &contiguous(&wv), Some(&contiguous(&bv)), g);
+            let y = match WeightBackward.prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((xv, wv, bv, options), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            Tensor::from_primitive::<Autodiff<Flex>>(y)
+        }
+        Some(Err(_)) => conv.forward(x),
+    }
+}
+
+/// The geometry and burn's options for `conv` on `x` where [`conv_forward`] covers it.
+fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, ConvOptions<2>)> {
+    if x.dtype() != DType::F32 || conv.weight.val().dtype() != DType::F32 {
+        return None;
+    }
+    let [n, c_in, h, w] = x.dims();
+    let [c_out, ci, kh, kw] = conv.weight.dims();
+    let (top, left, bottom, right) = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+        PaddingConfig2d::Valid => (0, 0, 0, 0),
+        _ => return None,
+    };
+    let [sh, sw] = conv.stride;
+    let dense = conv.groups == 1 && ci == c_in && conv.dilation == [1, 1] && kh * kw > 1 && sh > 0 && sw > 0;
+    // flex's small-channel loop (burn-flex's SMALL_CHANNEL_IN/OUT_THRESHOLD) is not im2col
+    let small_channels = c_in <= 4 && c_out <= 16;
+    if !dense || small_channels || h + top + bottom < kh || w + left + right < kw || n == 0 {
+        return None;
+    }
+    let options = ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
+    let (oh, ow) = ((h + top + bottom - kh) / sh + 1, (w + left + right - kw) / sw + 1);
+    Some((Geometry { n, c_in, h, w, c_out, kh, kw, sh, sw, top, left, oh, ow }, options))
+}
+
+/// A raw pointer to the output that the parallel tiles share; each writes its own pixels.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+
+impl Out {
+    /// SAFETY: the caller's `offset` is inside the output.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+}
+// SAFETY: the tiles write disjoint elements (their own pixels of their own image).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// The convolution, as flex's im2col path computes it (same products, same order).
+fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
+    let (x, weight, bias) = (values(x), values(weight), bias.map(values));
+    let col_len = g.col_len();
+    let taps = g.kh * g.kw;
+    // weights as rows of [kernel row][kernel column][input channel], as flex reorders them
+    let mut w_flat = vec![0.0f32; g.c_out * col_len];
+    for (dst, src) in w_flat.chunks_exact_mut(col_len).zip(weight.chunks_exact(col_len)) {
+        for (ci, plane) in src.chunks_exact(taps).enumerate() {
+            for (k, &v) in plane.iter().enumerate() {
+                dst[k * g.c_in + ci] = v;
+            }
+        }
+    }
+    // the input channels-last, an image per parallel piece
+    let image = g.c_in * g.h * g.w;
+    let mut nhwc = vec![0.0f32; x.len()];
+    nhwc.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(dst, src)| {
+        if g.c_in == 1 {
+            dst.copy_from_slice(src);
+            return;
+        }
+        for (p, px) in dst.chunks_exact_mut(g.c_in).enumerate() {
+            for (c, v) in px.iter_mut().enumerate() {
+                *v = src[c * g.h * g.w + p];
+            }
+        }
+    });
+    let spatial = g.oh * g.ow;
+    let tiles = spatial.div_ceil(TILE);
+    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
+        let dst = Out(out.as_mut_ptr());
+        (0..g.n * tiles).into_par_iter().for_each_init(Vec::new, |col, t| {
+            let (b, start) = (t / tiles, (t % tiles) * TILE);
+            let end = (start + TILE).min(spatial);
+            im2col(col, &nhwc[b * image..][..image], start..end, g);
+            let n = end - start;
+            let parallelism = if g.c_out * n * col_len >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+            let first = b * g.c_out * spatial + start;
+            // SAFETY: `out` has n * c_out * spatial floats; this tile's rows start at `first`,
+            // each `n` long at a pitch of `spatial`, inside its image and no other tile's. The
+            // operands have the lengths the shapes and strides read: w_flat c_out x col_len,
+            // col n x col_len.
+            unsafe {
+                gemm::gemm(
+                    g.c_out,
+                    n,
+                    col_len,
+                    dst.at(first),
+                    1,
+                    spatial as isize,
+                    false,
+                    w_flat.as_ptr(),
+                    1,
+                    col_len as isize,
+                    col.as_ptr(),
+                    col_len as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            if let Some(bias) = bias {
+                for (co, &bv) in bias.iter().enumerate() {
+                    // SAFETY: as above, this tile's pixels of channel co.
+                    let row = unsafe { std::slice::from_raw_parts_mut(dst.at(first + co * spatial), n) };
+                    row.iter_mut().for_each(|v| *v += bv);
+                }
+            }
+        });
+    })
+}
+
+/// `col` as the im2col rows of output pixels `pixels` of one channels-last image: per pixel,
+/// its window's values by kernel row, kernel column and input channel, zero where the window
+/// overhangs the padding.
+fn im2col(col: &mut Vec<f32>, image: &[f32], pixels: std::ops::Range<usize>, g: Geometry) {
+    let (col_len, run) = (g.col_len(), g.kw * g.c_in);
+    let row_len = g.w * g.c_in;
+    col.resize(pixels.len() * col_len, 0.0);
+    for (row, p) in col.chunks_exact_mut(col_len).zip(pixels) {
+        let (oy, ox) = (p / g.ow, p % g.ow);
+        // the window's columns in the input: x0 + kx for kx in lo..hi fall inside
+        let x0 = (ox * g.sw) as isize - g.left as isize;
+        let lo = (-x0).clamp(0, g.kw as isize) as usize;
+        let hi = (g.w as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
+        for (ky, seg) in row.chunks_exact_mut(run).enumerate() {
+            let iy = (oy * g.sh + ky) as isize - g.top as isize;
+            if iy < 0 || iy >= g.h as isize || lo == hi {
+                seg.fill(0.0);
+                continue;
+            }
+            seg[..lo * g.c_in].fill(0.0);
+            seg[hi * g.c_in..].fill(0.0);
+            let from = iy as usize * row_len + (x0 + lo as isize) as usize * g.c_in;
+            seg[lo * g.c_in..hi * g.c_in].copy_from_slice(&image[from..from + (hi - lo) * g.c_in]);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct InputBackward;
+
+impl Backward<Flex, 1> for InputBackward {
+    /// The input's values, the weight (a constant) and burn's options.
+    type State = (FlexTensor, FlexTensor, ConvOptions<2>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        super::one_input_backward(ops, grads, |(x, weight, options), grad| Flex::conv2d_x_backward(x, weight, grad, options));
+    }
+}
+
+/// burn's own convolution node's backward (burn-autodiff's `Conv2DWithBias`/`Conv2DNoBias`):
+/// the same calls on the same values, so the same gradients.
+#[derive(Debug)]
+struct WeightBackward;
+
+impl Backward<Flex, 2> for WeightBackward {
+    /// The input's and the weight's values and burn's options.
+    type State = (FlexTensor, FlexTensor, ConvOptions<2>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, options) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
+        }
+        if let Some(node) = node_w {
+            grads.register::<Flex>(node.id, Flex::conv2d_weight_backward(x, weight, grad, options));
+        }
+    }
+}
+
+impl Backward<Flex, 3> for WeightBackward {
+    /// The input's, the weight's and the bias's values and burn's options.
+    type State = (FlexTensor, FlexTensor, FlexTensor, ConvOptions<2>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, bias, options) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
+        }
+        if let Some(node) = node_w {
+            grads.register::<Flex>(node.id, Flex::conv2d_weight_backward(x.clone(), weight, grad.clone(), options));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, Flex::conv2d_bias_backward(x, bias, grad));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{bits, input_gradient, random};
+    use super::*;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Device;
+
+    /// The small CNNs' layers, EfficientNet's stem (stride 2, asymmetric padding), more than
+    /// one tile, odd sizes: outputs and input gradients equal `Conv2d::forward`'s bit for bit.
+    #[test]
+    fn dense_convolution_equals_burns() {
+        let device = Device::flex();
+        #[rustfmt::skip]
+        let cases = [
+            // c_in, c_out, k, stride, padding (top, left, bottom, right), n, h, w
+            (1, 32, 3, 1, (1, 1, 1, 1), 3, 28, 28),
+            (32, 64, 3, 1, (1, 1, 1, 1), 2, 14, 14),
+            (64, 128, 3, 1, (1, 1, 1, 1), 2, 7, 7),
+            (3, 32, 3, 2, (0, 0, 1, 1), 2, 33, 30),
+            (5, 17, 5, 1, (2, 0, 2, 1), 1, 9, 40),
+            (8, 20, 3, 1, (0, 0, 0, 0), 2, 5, 6),
+            (6, 24, 2, 3, (1, 1, 0, 0), 1, 11, 10),
+        ];
+        for (c_in, c_out, k, s, pad, n, h, w) in cases {
+            for bias in [false, true] {
+                let conv = Conv2dConfig::new([c_in, c_out], [k, k])
+                    .with_stride([s, s])
+                    .with_bias(bias)
+                    .with_padding(PaddingConfig2d::Explicit(pad.0, pad.1, pad.2, pad.3))
+                    .init(&device);
+                let x = random([n, c_in, h, w], &device);
+                assert!(geometry(&conv, &x).is_some());
+                let theirs = conv.forward(x.clone());
+                let mix = random(theirs.dims(), &device);
+                assert_eq!(bits(conv2d(&conv, x.clone())), bits(theirs), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
+                let ours = input_gradient(&|x| conv2d(&conv, x), &x, &mix);
+                assert_eq!(ours, input_gradient(&|x| conv.forward(x), &x, &mix), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
+            }
+        }
+    }
+
+    /// In training the weight and bias take burn's gradients, bit for bit, as does the input.
+    #[test]
+    fn training_gradients_equal_burns() {
+        let ad = Device::flex().autodiff();
+        for bias in [false, true] {
+            let conv = Conv2dConfig::new([8, 16], [3, 3]).with_bias(bias).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&ad);
+            let x = random([3, 8, 10, 9], &ad).require_grad();
+            assert!(geometry(&conv, &x).is_some());
+            let mix = random([3, 16, 10, 9], &ad);
+            assert_eq!(bits(conv2d(&conv, x.clone())), bits(conv.forward(x.clone())));
+            let ours = (conv2d(&conv, x.clone()) * mix.clone()).sum().backward();
+            let theirs = (conv.forward(x.clone()) * mix).sum().backward();
+            assert_eq!(bits(x.grad(&ours).unwrap()), bits(x.grad(&theirs).unwrap()));
+            assert_eq!(bits(conv.weight.val().grad(&ours).unwrap()), bits(conv.weight.val().grad(&theirs).unwrap()));
+            if let Some(b) = &conv.bias {
+                let (o, t) = (b.val().grad(&ours).unwrap(), b.val().grad(&theirs).unwrap());
+                let bits1 = |t: Tensor<1>| t.to_data().try_into_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits1(o), bits1(t));
+            }
+        }
+    }
+
+    /// What flex runs its own way (1x1, groups, small channel counts, dilation) stays burn's.
+    #[test]
+    fn other_convolutions_are_left_to_burn() {
+        let device = Device::flex();
+        let x = random([1, 8, 6, 6], &device);
+        let cfgs =
+            [Conv2dConfig::new([8, 16], [1, 1]), Conv2dConfig::new([8, 16], [3, 3]).with_groups(2), Conv2dConfig::new([8, 16], [3, 3]).with_dilation([2, 2])];
+        for cfg in cfgs {
+            assert!(geometry(&cfg.init(&device), &x).is_none());
+        }
+        assert!(geometry(&Conv2dConfig::new([3, 16], [3, 3]).init(&device), &random([1, 3, 6, 6], &device)).is_none());
+    }
+}
