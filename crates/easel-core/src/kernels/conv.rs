@@ -18,7 +18,7 @@
 //! (`conv2d_x_backward`), and in training the weight's and bias's, as burn's autodiff node
 //! computes them.
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -154,11 +154,10 @@ unsafe impl Sync for Out {}
 /// The convolution, as flex's im2col path computes it (same products, same order).
 fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
     let (x, weight, bias) = (values(x), values(weight), bias.map(values));
-    let col_len = g.col_len();
     let taps = g.kh * g.kw;
     // weights as rows of [kernel row][kernel column][input channel], as flex reorders them
-    let mut w_flat = vec![0.0f32; g.c_out * col_len];
-    for (dst, src) in w_flat.chunks_exact_mut(col_len).zip(weight.chunks_exact(col_len)) {
+    let mut w_flat = vec![0.0f32; g.c_out * g.col_len()];
+    for (dst, src) in w_flat.chunks_exact_mut(g.col_len()).zip(weight.chunks_exact(g.col_len())) {
         for (ci, plane) in src.chunks_exact(taps).enumerate() {
             for (k, &v) in plane.iter().enumerate() {
                 dst[k * g.c_in + ci] = v;
@@ -166,66 +165,116 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, 
         }
     }
     // the input channels-last, an image per parallel piece
-    let image = g.c_in * g.h * g.w;
+    let plane = g.h * g.w;
     let mut nhwc = vec![0.0f32; x.len()];
-    nhwc.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(dst, src)| {
+    nhwc.par_chunks_mut(g.c_in * plane).zip(x.par_chunks(g.c_in * plane)).for_each(|(dst, src)| {
         if g.c_in == 1 {
             dst.copy_from_slice(src);
             return;
         }
         for (p, px) in dst.chunks_exact_mut(g.c_in).enumerate() {
             for (c, v) in px.iter_mut().enumerate() {
-                *v = src[c * g.h * g.w + p];
+                *v = src[c * plane + p];
             }
         }
     });
     let spatial = g.oh * g.ow;
+    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| products(&nhwc, &w_flat, bias, g, out, [g.c_out * spatial, spatial]))
+}
+
+/// `out` as flex's convolution of the channels-last images `nhwc` with the reordered weights
+/// `w_flat`, plus `bias`: per image and tile of [`TILE`] output pixels, an im2col matrix and one
+/// matrix product, the same gemm call as flex's on the same operands. Image `b`'s output channel
+/// `co` is written at `b * pitch[0] + co * pitch[1]`, its pixels consecutive.
+fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out: &mut [f32], pitch: [usize; 2]) {
+    let (col_len, spatial, image) = (g.col_len(), g.oh * g.ow, g.c_in * g.h * g.w);
     let tiles = spatial.div_ceil(TILE);
-    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
-        let dst = Out(out.as_mut_ptr());
-        (0..g.n * tiles).into_par_iter().for_each_init(Vec::new, |col, t| {
-            let (b, start) = (t / tiles, (t % tiles) * TILE);
-            let end = (start + TILE).min(spatial);
-            im2col(col, &nhwc[b * image..][..image], start..end, g);
-            let n = end - start;
-            let parallelism = if g.c_out * n * col_len >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-            let first = b * g.c_out * spatial + start;
-            // SAFETY: `out` has n * c_out * spatial floats; this tile's rows start at `first`,
-            // each `n` long at a pitch of `spatial`, inside its image and no other tile's. The
-            // operands have the lengths the shapes and strides read: w_flat c_out x col_len,
-            // col n x col_len.
-            unsafe {
-                gemm::gemm(
-                    g.c_out,
-                    n,
-                    col_len,
-                    dst.at(first),
-                    1,
-                    spatial as isize,
-                    false,
-                    w_flat.as_ptr(),
-                    1,
-                    col_len as isize,
-                    col.as_ptr(),
-                    col_len as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
+    assert!(out.len() >= (g.n - 1) * pitch[0] + (g.c_out - 1) * pitch[1] + spatial && pitch[1] >= spatial || g.c_out == 1);
+    assert!(nhwc.len() == g.n * image && w_flat.len() == g.c_out * col_len);
+    let dst = Out(out.as_mut_ptr());
+    (0..g.n * tiles).into_par_iter().for_each_init(Vec::new, |col, t| {
+        let (b, start) = (t / tiles, (t % tiles) * TILE);
+        let end = (start + TILE).min(spatial);
+        im2col(col, &nhwc[b * image..][..image], start..end, g);
+        let n = end - start;
+        let parallelism = if g.c_out * n * col_len >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        let first = b * pitch[0] + start;
+        // SAFETY: this tile's c_out rows start at `first`, each `n` long at a pitch of
+        // pitch[1] >= spatial, inside `out` (asserted above) and no other tile's. The operands
+        // have the lengths the shapes and strides read: w_flat c_out x col_len (asserted), col
+        // n x col_len.
+        unsafe {
+            gemm::gemm(
+                g.c_out,
+                n,
+                col_len,
+                dst.at(first),
+                1,
+                pitch[1] as isize,
+                false,
+                w_flat.as_ptr(),
+                1,
+                col_len as isize,
+                col.as_ptr(),
+                col_len as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        if let Some(bias) = bias {
+            for (co, &bv) in bias.iter().enumerate() {
+                // SAFETY: as above, this tile's pixels of channel co.
+                let row = unsafe { std::slice::from_raw_parts_mut(dst.at(first + co * pitch[1]), n) };
+                row.iter_mut().for_each(|v| *v += bv);
             }
-            if let Some(bias) = bias {
-                for (co, &bv) in bias.iter().enumerate() {
-                    // SAFETY: as above, this tile's pixels of channel co.
-                    let row = unsafe { std::slice::from_raw_parts_mut(dst.at(first + co * spatial), n) };
-                    row.iter_mut().for_each(|v| *v += bv);
-                }
+        }
+    });
+}
+
+/// The weight's gradient as burn computes it for groups 1 (burn-backend's
+/// `conv2d_weight_grad_no_groups`): a convolution of the input with the output's gradient,
+/// batch and channels swapped on both (the images are the input channels, the channels the
+/// batch, the kernel the output's plane), swapped back. Here the swapped copies are written
+/// straight in the channels-last and reordered layouts flex's convolution builds from them, in
+/// parallel, and the products land in the weight's layout; the convolution itself is the one
+/// flex runs, so the same bits. `None` where flex would convolve another way (stride or
+/// dilation above 1, asymmetric padding, a 1x1 plane, few channels).
+fn weight_gradient(x: &FlexTensor, grad: &FlexTensor, g: Geometry, options: &ConvOptions<2>) -> Option<FlexTensor> {
+    let inner = Geometry { n: g.c_in, c_in: g.n, c_out: g.c_out, kh: g.oh, kw: g.ow, oh: g.kh, ow: g.kw, ..g };
+    let symmetric = !options.is_asymmetric() && [g.sh, g.sw] == [1, 1];
+    let small_channels = inner.c_in <= 4 && inner.c_out <= 16;
+    if !symmetric || small_channels || inner.kh * inner.kw <= 1 || (g.h + 2 * g.top - inner.kh) + 1 != g.kh || (g.w + 2 * g.left - inner.kw) + 1 != g.kw {
+        return None;
+    }
+    let (x, grad) = (contiguous(x), contiguous(grad));
+    let (x, grad) = (values(&x), values(&grad));
+    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    // images: input channel ci as [h][w][batch]
+    let mut nhwc = vec![0.0f32; x.len()];
+    nhwc.par_chunks_mut(plane * g.n).enumerate().for_each(|(ci, dst)| {
+        for (b, src) in x.chunks_exact(g.c_in * plane).enumerate() {
+            for (p, &v) in src[ci * plane..][..plane].iter().enumerate() {
+                dst[p * g.n + b] = v;
             }
-        });
-    })
+        }
+    });
+    // weights: output channel co as [plane row][plane column][batch]
+    let mut w_flat = vec![0.0f32; grad.len()];
+    w_flat.par_chunks_mut(out_plane * g.n).enumerate().for_each(|(co, dst)| {
+        for (b, src) in grad.chunks_exact(g.c_out * out_plane).enumerate() {
+            for (p, &v) in src[co * out_plane..][..out_plane].iter().enumerate() {
+                dst[p * g.n + b] = v;
+            }
+        }
+    });
+    let taps = g.kh * g.kw;
+    // image ci's channel co is the weight's [co][ci]
+    Some(filled(Shape::new([g.c_out, g.c_in, g.kh, g.kw]), |out| products(&nhwc, &w_flat, None, inner, out, [taps, g.c_in * taps])))
 }
 
 /// `col` as the im2col rows of output pixels `pixels` of one channels-last image: per pixel,
@@ -284,8 +333,33 @@ impl Backward<Flex, 2> for WeightBackward {
             grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, Flex::conv2d_weight_backward(x, weight, grad, options));
+            grads.register::<Flex>(node.id, weight_grad(x, weight, grad, options));
         }
+    }
+}
+
+/// The weight's gradient: [`weight_gradient`] where it covers the geometry, else burn's.
+fn weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let (xs, ws, gs) = (x.shape(), weight.shape(), grad.shape());
+    let g = Geometry {
+        n: xs[0],
+        c_in: xs[1],
+        h: xs[2],
+        w: xs[3],
+        c_out: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        sh: options.stride[0],
+        sw: options.stride[1],
+        top: options.padding[0].0,
+        left: options.padding[1].0,
+        oh: gs[2],
+        ow: gs[3],
+    };
+    let plain = x.dtype() == DType::F32 && grad.dtype() == DType::F32 && options.groups == 1 && options.dilation == [1, 1];
+    match plain.then(|| weight_gradient(&x, &grad, g, &options)).flatten() {
+        Some(wg) => wg,
+        None => Flex::conv2d_weight_backward(x, weight, grad, options),
     }
 }
 
@@ -301,7 +375,7 @@ impl Backward<Flex, 3> for WeightBackward {
             grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, Flex::conv2d_weight_backward(x.clone(), weight, grad.clone(), options));
+            grads.register::<Flex>(node.id, weight_grad(x.clone(), weight, grad.clone(), options));
         }
         if let Some(node) = node_b {
             grads.register::<Flex>(node.id, Flex::conv2d_bias_backward(x, bias, grad));
@@ -351,24 +425,35 @@ mod tests {
         }
     }
 
-    /// In training the weight and bias take burn's gradients, bit for bit, as does the input.
+    /// In training the weight and bias take burn's gradients, bit for bit, as does the input:
+    /// the demo net's first layer (one input channel), a wide batch, a wide layer, and burn's
+    /// own weight gradient where ours does not apply (few channels, stride 2).
     #[test]
     fn training_gradients_equal_burns() {
         let ad = Device::flex().autodiff();
-        for bias in [false, true] {
-            let conv = Conv2dConfig::new([8, 16], [3, 3]).with_bias(bias).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&ad);
-            let x = random([3, 8, 10, 9], &ad).require_grad();
-            assert!(geometry(&conv, &x).is_some());
-            let mix = random([3, 16, 10, 9], &ad);
-            assert_eq!(bits(conv2d(&conv, x.clone())), bits(conv.forward(x.clone())));
-            let ours = (conv2d(&conv, x.clone()) * mix.clone()).sum().backward();
-            let theirs = (conv.forward(x.clone()) * mix).sum().backward();
-            assert_eq!(bits(x.grad(&ours).unwrap()), bits(x.grad(&theirs).unwrap()));
-            assert_eq!(bits(conv.weight.val().grad(&ours).unwrap()), bits(conv.weight.val().grad(&theirs).unwrap()));
-            if let Some(b) = &conv.bias {
-                let (o, t) = (b.val().grad(&ours).unwrap(), b.val().grad(&theirs).unwrap());
-                let bits1 = |t: Tensor<1>| t.to_data().try_into_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits1(o), bits1(t));
+        // c_in, c_out, stride, n, h, w, whether weight_gradient covers it
+        for (c_in, c_out, s, n, h, w, ours) in
+            [(1, 32, 1, 5, 12, 12, true), (8, 16, 1, 6, 10, 9, true), (8, 32, 1, 2, 7, 7, true), (8, 16, 1, 3, 10, 9, false), (8, 32, 2, 6, 9, 9, false)]
+        {
+            for bias in [false, true] {
+                let conv =
+                    Conv2dConfig::new([c_in, c_out], [3, 3]).with_stride([s, s]).with_bias(bias).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&ad);
+                let x = random([n, c_in, h, w], &ad).require_grad();
+                let (g, options) = geometry(&conv, &x).expect("a dense convolution");
+                let mix = random([n, c_out, g.oh, g.ow], &ad);
+                let flex = |t: &Tensor<4>| super::super::constant(&t.clone().inner()).expect("flex f32");
+                let covered = weight_gradient(&flex(&x), &flex(&mix), g, &options).is_some();
+                assert_eq!(covered, ours, "{c_in}->{c_out} s {s} n {n}");
+                assert_eq!(bits(conv2d(&conv, x.clone())), bits(conv.forward(x.clone())));
+                let ours = (conv2d(&conv, x.clone()) * mix.clone()).sum().backward();
+                let theirs = (conv.forward(x.clone()) * mix).sum().backward();
+                assert_eq!(bits(x.grad(&ours).unwrap()), bits(x.grad(&theirs).unwrap()));
+                assert_eq!(bits(conv.weight.val().grad(&ours).unwrap()), bits(conv.weight.val().grad(&theirs).unwrap()), "{c_in}->{c_out} s {s} n {n}");
+                if let Some(b) = &conv.bias {
+                    let (o, t) = (b.val().grad(&ours).unwrap(), b.val().grad(&theirs).unwrap());
+                    let bits1 = |t: Tensor<1>| t.to_data().try_into_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits1(o), bits1(t));
+                }
             }
         }
     }
