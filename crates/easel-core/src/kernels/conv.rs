@@ -236,6 +236,97 @@ fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out
     });
 }
 
+/// The input's gradient as burn computes it (burn-backend's `conv2d_x_backward`: a transposed
+/// convolution of the output's gradient with the weight, which flex runs per image as one
+/// matrix product into columns, then adds each kernel tap's column into the image, taps in
+/// order). Here the same product, and the taps' adds as runs over a row instead of one indexed
+/// add at a time (same adds, same order, so the same bits), images and channels in parallel.
+/// `None` where flex would take another path (asymmetric padding; columns over its 8 MiB tile).
+fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &ConvOptions<2>) -> Option<FlexTensor> {
+    let (taps, in_plane, plane) = (g.kh * g.kw, g.oh * g.ow, g.h * g.w);
+    let col_ch = g.c_in * taps;
+    if options.is_asymmetric() || col_ch * in_plane * 4 > 8 * 1024 * 1024 {
+        return None;
+    }
+    let (grad, weight) = (contiguous(grad), contiguous(weight));
+    let (grad, weight) = (values(&grad), values(&weight));
+    let m_n_k = col_ch * in_plane * g.c_out;
+    Some(filled(Shape::new([g.n, g.c_in, g.h, g.w]), |out| {
+        out.par_chunks_mut(g.c_in * plane).zip(grad.par_chunks(g.c_out * in_plane)).for_each(|(image, grad)| {
+            // columns[c * taps + tap][input pixel]: the weight's transpose times the gradient
+            let mut columns = vec![0.0f32; col_ch * in_plane];
+            let parallelism = if m_n_k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+            // SAFETY: columns is col_ch x in_plane (dst strides 1, in_plane); the weight read as
+            // its transpose is c_out x col_ch (strides col_ch, 1); the gradient c_out x
+            // in_plane (strides 1, in_plane): all within their slices.
+            unsafe {
+                gemm::gemm(
+                    col_ch,
+                    in_plane,
+                    g.c_out,
+                    columns.as_mut_ptr(),
+                    1,
+                    in_plane as isize,
+                    false,
+                    weight.as_ptr(),
+                    col_ch as isize,
+                    1,
+                    grad.as_ptr(),
+                    1,
+                    in_plane as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            image.par_chunks_mut(plane).enumerate().for_each(|(c, dst)| {
+                for ky in 0..g.kh {
+                    let (y0, y1) = valid_range(ky, g.top, g.sh, g.oh, g.h);
+                    for kx in 0..g.kw {
+                        let (x0, x1) = valid_range(kx, g.left, g.sw, g.ow, g.w);
+                        if y0 >= y1 || x0 >= x1 {
+                            continue;
+                        }
+                        let col = &columns[(c * taps + ky * g.kw + kx) * in_plane..][..in_plane];
+                        for iy in y0..y1 {
+                            let oy = iy * g.sh + ky - g.top;
+                            let ox0 = x0 * g.sw + kx - g.left;
+                            let src = &col[iy * g.ow + x0..iy * g.ow + x1];
+                            let row = &mut dst[oy * g.w..][..g.w];
+                            if g.sw == 1 {
+                                row[ox0..ox0 + src.len()].iter_mut().zip(src).for_each(|(o, &v)| *o += v);
+                            } else {
+                                row[ox0..].iter_mut().step_by(g.sw).zip(src).for_each(|(o, &v)| *o += v);
+                            }
+                        }
+                    }
+                }
+            });
+        });
+    }))
+}
+
+/// The outputs `i` (of `outputs`) whose tap `k` lands inside the input (`0 <= i * stride + k -
+/// pad < size`), as flex's transposed convolution bounds them.
+fn valid_range(k: usize, pad: usize, stride: usize, outputs: usize, size: usize) -> (usize, usize) {
+    let start = if k >= pad { 0 } else { (pad - k).div_ceil(stride) };
+    let end = if k >= size + pad { 0 } else { (size + pad - k).div_ceil(stride) }.min(outputs);
+    (start.min(end), end)
+}
+
+/// The input's gradient: [`x_gradient`] where it covers the geometry, else burn's.
+fn x_grad(x: &FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let g = backward_geometry(x, &weight, &grad, &options);
+    let plain = grad.dtype() == DType::F32 && weight.dtype() == DType::F32 && options.groups == 1 && options.dilation == [1, 1];
+    match plain.then(|| x_gradient(&grad, &weight, g, &options)).flatten() {
+        Some(gx) => gx,
+        None => Flex::conv2d_x_backward(x.clone(), weight, grad, options),
+    }
+}
+
 /// The weight's gradient as burn computes it for groups 1 (burn-backend's
 /// `conv2d_weight_grad_no_groups`): a convolution of the input with the output's gradient,
 /// batch and channels swapped on both (the images are the input channels, the channels the
@@ -312,7 +403,7 @@ impl Backward<Flex, 1> for InputBackward {
     type State = (FlexTensor, FlexTensor, ConvOptions<2>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        super::one_input_backward(ops, grads, |(x, weight, options), grad| Flex::conv2d_x_backward(x, weight, grad, options));
+        super::one_input_backward(ops, grads, |(x, weight, options), grad| x_grad(&x, weight, grad, options));
     }
 }
 
@@ -330,7 +421,7 @@ impl Backward<Flex, 2> for WeightBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, options) = ops.state;
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
+            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone()));
         }
         if let Some(node) = node_w {
             grads.register::<Flex>(node.id, weight_grad(x, weight, grad, options));
@@ -340,8 +431,18 @@ impl Backward<Flex, 2> for WeightBackward {
 
 /// The weight's gradient: [`weight_gradient`] where it covers the geometry, else burn's.
 fn weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let g = backward_geometry(&x, &weight, &grad, &options);
+    let plain = x.dtype() == DType::F32 && grad.dtype() == DType::F32 && options.groups == 1 && options.dilation == [1, 1];
+    match plain.then(|| weight_gradient(&x, &grad, g, &options)).flatten() {
+        Some(wg) => wg,
+        None => Flex::conv2d_weight_backward(x, weight, grad, options),
+    }
+}
+
+/// The geometry of the convolution whose input, weight and output gradient these are.
+fn backward_geometry(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Geometry {
     let (xs, ws, gs) = (x.shape(), weight.shape(), grad.shape());
-    let g = Geometry {
+    Geometry {
         n: xs[0],
         c_in: xs[1],
         h: xs[2],
@@ -355,11 +456,6 @@ fn weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: Con
         left: options.padding[1].0,
         oh: gs[2],
         ow: gs[3],
-    };
-    let plain = x.dtype() == DType::F32 && grad.dtype() == DType::F32 && options.groups == 1 && options.dilation == [1, 1];
-    match plain.then(|| weight_gradient(&x, &grad, g, &options)).flatten() {
-        Some(wg) => wg,
-        None => Flex::conv2d_weight_backward(x, weight, grad, options),
     }
 }
 
@@ -372,7 +468,7 @@ impl Backward<Flex, 3> for WeightBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, bias, options) = ops.state;
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
+            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone()));
         }
         if let Some(node) = node_w {
             grads.register::<Flex>(node.id, weight_grad(x.clone(), weight, grad.clone(), options));
@@ -415,9 +511,12 @@ mod tests {
                     .with_padding(PaddingConfig2d::Explicit(pad.0, pad.1, pad.2, pad.3))
                     .init(&device);
                 let x = random([n, c_in, h, w], &device);
-                assert!(geometry(&conv, &x).is_some());
+                let (g, options) = geometry(&conv, &x).expect("a dense convolution");
                 let theirs = conv.forward(x.clone());
                 let mix = random(theirs.dims(), &device);
+                let flex = |t: &Tensor<4>| super::super::constant(t).expect("flex f32");
+                let covered = x_gradient(&flex(&mix), &flex(&conv.weight.val()), g, &options).is_some();
+                assert_eq!(covered, pad.0 == pad.2 && pad.1 == pad.3, "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
                 assert_eq!(bits(conv2d(&conv, x.clone())), bits(theirs), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
                 let ours = input_gradient(&|x| conv2d(&conv, x), &x, &mix);
                 assert_eq!(ours, input_gradient(&|x| conv.forward(x), &x, &mix), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
