@@ -151,6 +151,46 @@ impl Out {
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+/// `dst = lhs x rhs` ([m, n, k]; `dst` m x n at row stride `dst_rs`, columns adjacent; each
+/// operand with its [column, row] strides), as flex calls gemm for its convolutions: no
+/// accumulation, and gemm's own threads from 192^3 multiply-adds up.
+///
+/// # Safety
+/// Every element the shapes and strides address lies inside its allocation, and no other
+/// thread writes `dst`'s.
+unsafe fn product(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_rs: usize,
+    (lhs, [lcs, lrs]): (*const f32, [usize; 2]),
+    (rhs, [rcs, rrs]): (*const f32, [usize; 2]),
+) {
+    let parallelism = if m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            lcs as isize,
+            lrs as isize,
+            rhs,
+            rcs as isize,
+            rrs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// The convolution, as flex's im2col path computes it (same products, same order).
 fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
     let (x, weight, bias) = (values(x), values(weight), bias.map(values));
@@ -197,35 +237,12 @@ fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out
         let end = (start + TILE).min(spatial);
         im2col(col, &nhwc[b * image..][..image], start..end, g);
         let n = end - start;
-        let parallelism = if g.c_out * n * col_len >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
         let first = b * pitch[0] + start;
         // SAFETY: this tile's c_out rows start at `first`, each `n` long at a pitch of
         // pitch[1] >= spatial, inside `out` (asserted above) and no other tile's. The operands
         // have the lengths the shapes and strides read: w_flat c_out x col_len (asserted), col
         // n x col_len.
-        unsafe {
-            gemm::gemm(
-                g.c_out,
-                n,
-                col_len,
-                dst.at(first),
-                1,
-                pitch[1] as isize,
-                false,
-                w_flat.as_ptr(),
-                1,
-                col_len as isize,
-                col.as_ptr(),
-                col_len as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        unsafe { product([g.c_out, n, col_len], dst.at(first), pitch[1], (w_flat.as_ptr(), [1, col_len]), (col.as_ptr(), [col_len, 1])) };
         if let Some(bias) = bias {
             for (co, &bv) in bias.iter().enumerate() {
                 // SAFETY: as above, this tile's pixels of channel co.
@@ -250,38 +267,14 @@ fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &Con
     }
     let (grad, weight) = (contiguous(grad), contiguous(weight));
     let (grad, weight) = (values(&grad), values(&weight));
-    let m_n_k = col_ch * in_plane * g.c_out;
     Some(filled(Shape::new([g.n, g.c_in, g.h, g.w]), |out| {
         out.par_chunks_mut(g.c_in * plane).zip(grad.par_chunks(g.c_out * in_plane)).for_each(|(image, grad)| {
             // columns[c * taps + tap][input pixel]: the weight's transpose times the gradient
             let mut columns = vec![0.0f32; col_ch * in_plane];
-            let parallelism = if m_n_k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
             // SAFETY: columns is col_ch x in_plane (dst strides 1, in_plane); the weight read as
             // its transpose is c_out x col_ch (strides col_ch, 1); the gradient c_out x
             // in_plane (strides 1, in_plane): all within their slices.
-            unsafe {
-                gemm::gemm(
-                    col_ch,
-                    in_plane,
-                    g.c_out,
-                    columns.as_mut_ptr(),
-                    1,
-                    in_plane as isize,
-                    false,
-                    weight.as_ptr(),
-                    col_ch as isize,
-                    1,
-                    grad.as_ptr(),
-                    1,
-                    in_plane as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
+            unsafe { product([col_ch, in_plane, g.c_out], columns.as_mut_ptr(), in_plane, (weight.as_ptr(), [col_ch, 1]), (grad.as_ptr(), [1, in_plane])) };
             image.par_chunks_mut(plane).enumerate().for_each(|(c, dst)| {
                 for ky in 0..g.kh {
                     let (y0, y1) = valid_range(ky, g.top, g.sh, g.oh, g.h);
