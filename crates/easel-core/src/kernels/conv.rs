@@ -12,11 +12,15 @@
 //! reused per thread and written once, the channels-last copies run in parallel, and each
 //! product writes straight into the output.
 //!
+//! The gradients are the ones burn's autodiff node computes, by the same route: the input's a
+//! transposed convolution (the same product, then each kernel tap's column added into the
+//! image as runs along a row), the weight's in training a convolution with batch and channels
+//! swapped (the swapped copies written straight in the layouts flex builds from them), the
+//! bias's burn's own function. Where flex would go another way, ours call burn's.
+//!
 //! The matrix products are the same calls to the same `gemm` with the same operands and
-//! shapes, so every output is burn's bit for bit (tests compare bits against `Conv2d::forward`
-//! and its gradients). Gradients are burn's own functions on the same values: the input's
-//! (`conv2d_x_backward`), and in training the weight's and bias's, as burn's autodiff node
-//! computes them.
+//! shapes, and every output gets the same adds in the same order, so values and gradients are
+//! burn's bit for bit (tests compare bits against `Conv2d::forward` and burn's autodiff).
 
 use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::nn::PaddingConfig2d;
@@ -26,12 +30,12 @@ use burn::tensor::{DType, Shape, Tensor};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::ops::{Backward, Ops};
 use burn_backend::ops::ModuleOps;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous, filled, values};
+use super::{contiguous, filled, graph_node, values};
 
 /// flex's output tile: pixels per im2col matrix and product.
 const TILE: usize = 512;
@@ -69,17 +73,11 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(|b| b.val());
     // Constants (an evaluation-mode model): the input may take a gradient.
-    if let (Ok(w), Some(b)) =
-        (weight.clone().try_into_primitive::<Flex>(), bias.clone().map(|b| b.try_into_primitive::<Flex>().ok()).map_or(Some(None), |b| b.map(Some)))
-    {
+    if let (Ok(w), Ok(b)) = (weight.clone().try_into_primitive::<Flex>(), bias.clone().map(|b| b.try_into_primitive::<Flex>()).transpose()) {
         let (w, b) = (contiguous(&w), b.map(|b| contiguous(&b)));
         if let Ok(xa) = x.clone().try_into_primitive::<Autodiff<Flex>>() {
             let y = conv_forward(&contiguous(xa.primitive()), &w, b.as_ref(), g);
-            let y = match InputBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((xa.primitive().clone(), w, options), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            return Tensor::from_primitive::<Autodiff<Flex>>(y);
+            return graph_node(InputBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful(), || (xa.primitive().clone(), w, options), y);
         }
         return match x.clone().try_into_primitive::<Flex>() {
             Ok(xf) => Tensor::from_primitive::<Flex>(conv_forward(&contiguous(&xf), &w, b.as_ref(), g)),
@@ -87,29 +85,20 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         };
     }
     // Parameters in the autodiff graph (training): burn's node, with our forward.
-    let (Ok(xa), Ok(wa)) = (x.clone().try_into_primitive::<Autodiff<Flex>>(), weight.try_into_primitive::<Autodiff<Flex>>()) else {
+    let (Ok(xa), Ok(wa), Ok(ba)) = (
+        x.clone().try_into_primitive::<Autodiff<Flex>>(),
+        weight.try_into_primitive::<Autodiff<Flex>>(),
+        bias.map(|b| b.try_into_primitive::<Autodiff<Flex>>()).transpose(),
+    ) else {
         return conv.forward(x);
     };
-    let (xv, wv) = (xa.primitive().clone(), wa.primitive().clone());
-    match bias.map(|b| b.try_into_primitive::<Autodiff<Flex>>()) {
-        None => {
-            let y = conv_forward(&contiguous(&xv), &contiguous(&wv), None, g);
-            let y = match WeightBackward.prepare::<NoCheckpointing>([xa.node(), wa.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((xv, wv, options), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<Autodiff<Flex>>(y)
+    let (xv, wv, bv) = (xa.primitive().clone(), wa.primitive().clone(), ba.as_ref().map(|b| b.primitive().clone()));
+    let y = conv_forward(&contiguous(&xv), &contiguous(&wv), bv.as_ref().map(contiguous).as_ref(), g);
+    match ba.zip(bv) {
+        Some((ba, bv)) => {
+            graph_node(WeightBackward.prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()]).compute_bound().stateful(), || (xv, wv, bv, options), y)
         }
-        Some(Ok(ba)) => {
-            let bv = ba.primitive().clone();
-            let y = conv_forward(&contiguous(&xv), &contiguous(&wv), Some(&contiguous(&bv)), g);
-            let y = match WeightBackward.prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((xv, wv, bv, options), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Tensor::from_primitive::<Autodiff<Flex>>(y)
-        }
-        Some(Err(_)) => conv.forward(x),
+        None => graph_node(WeightBackward.prepare::<NoCheckpointing>([xa.node(), wa.node()]).compute_bound().stateful(), || (xv, wv, options), y),
     }
 }
 
@@ -229,7 +218,7 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, 
 fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out: &mut [f32], pitch: [usize; 2]) {
     let (col_len, spatial, image) = (g.col_len(), g.oh * g.ow, g.c_in * g.h * g.w);
     let tiles = spatial.div_ceil(TILE);
-    assert!(out.len() >= (g.n - 1) * pitch[0] + (g.c_out - 1) * pitch[1] + spatial && pitch[1] >= spatial || g.c_out == 1);
+    assert!(out.len() >= (g.n - 1) * pitch[0] + (g.c_out - 1) * pitch[1] + spatial && (pitch[1] >= spatial || g.c_out == 1));
     assert!(nhwc.len() == g.n * image && w_flat.len() == g.c_out * col_len);
     let dst = Out(out.as_mut_ptr());
     (0..g.n * tiles).into_par_iter().for_each_init(Vec::new, |col, t| {
@@ -312,9 +301,7 @@ fn valid_range(k: usize, pad: usize, stride: usize, outputs: usize, size: usize)
 
 /// The input's gradient: [`x_gradient`] where it covers the geometry, else burn's.
 fn x_grad(x: &FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-    let g = backward_geometry(x, &weight, &grad, &options);
-    let plain = grad.dtype() == DType::F32 && weight.dtype() == DType::F32 && options.groups == 1 && options.dilation == [1, 1];
-    match plain.then(|| x_gradient(&grad, &weight, g, &options)).flatten() {
+    match backward_geometry(x, &weight, &grad, &options).and_then(|g| x_gradient(&grad, &weight, g, &options)) {
         Some(gx) => gx,
         None => Flex::conv2d_x_backward(x.clone(), weight, grad, options),
     }
@@ -424,18 +411,21 @@ impl Backward<Flex, 2> for WeightBackward {
 
 /// The weight's gradient: [`weight_gradient`] where it covers the geometry, else burn's.
 fn weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-    let g = backward_geometry(&x, &weight, &grad, &options);
-    let plain = x.dtype() == DType::F32 && grad.dtype() == DType::F32 && options.groups == 1 && options.dilation == [1, 1];
-    match plain.then(|| weight_gradient(&x, &grad, g, &options)).flatten() {
+    match backward_geometry(&x, &weight, &grad, &options).and_then(|g| weight_gradient(&x, &grad, g, &options)) {
         Some(wg) => wg,
         None => Flex::conv2d_weight_backward(x, weight, grad, options),
     }
 }
 
-/// The geometry of the convolution whose input, weight and output gradient these are.
-fn backward_geometry(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Geometry {
+/// The geometry of the convolution whose input, weight and output gradient these are, if it
+/// is one our gradients may cover: f32 throughout, groups 1, no dilation.
+fn backward_geometry(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Option<Geometry> {
+    let f32s = [x, weight, grad].iter().all(|t| t.dtype() == DType::F32);
+    if !f32s || options.groups != 1 || options.dilation != [1, 1] {
+        return None;
+    }
     let (xs, ws, gs) = (x.shape(), weight.shape(), grad.shape());
-    Geometry {
+    Some(Geometry {
         n: xs[0],
         c_in: xs[1],
         h: xs[2],
@@ -449,7 +439,7 @@ fn backward_geometry(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, opt
         left: options.padding[1].0,
         oh: gs[2],
         ow: gs[3],
-    }
+    })
 }
 
 impl Backward<Flex, 3> for WeightBackward {

@@ -53,8 +53,18 @@ fn with_backward<const D: usize, O: Backward<Flex, 1>>(
     let Ok(y) = forward(Tensor::from_primitive::<Flex>(values.clone())).try_into_primitive::<Flex>() else {
         return forward(x);
     };
-    let y = match op.prepare::<NoCheckpointing>([tracked.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(state(values), y),
+    graph_node(op.prepare::<NoCheckpointing>([tracked.node()]).compute_bound().stateful(), || state(values), y)
+}
+
+/// `y` as the output of the autodiff node `kind` prepared: with the state `state()` (built
+/// only when an input takes a gradient) for its backward, or untracked.
+fn graph_node<const D: usize, const N: usize, O: Backward<Flex, N>>(
+    kind: OpsKind<O, Flex, O::State, NoCheckpointing, N>,
+    state: impl FnOnce() -> O::State,
+    y: FlexTensor,
+) -> Tensor<D> {
+    let y = match kind {
+        OpsKind::Tracked(prep) => prep.finish(state(), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive::<Autodiff<Flex>>(y)
