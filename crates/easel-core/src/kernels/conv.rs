@@ -35,7 +35,7 @@ use burn_backend::ops::ModuleOps;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous, filled, graph_node, values};
+use super::{contiguous, filled, graph_node, values, wide};
 
 /// flex's output tile: pixels per im2col matrix and product.
 const TILE: usize = 512;
@@ -68,7 +68,14 @@ impl Geometry {
 /// `conv.forward(x)`, through [`conv_forward`] when flex would take its general im2col path
 /// (see the module above): f32 on the flex device, groups 1, no dilation, a kernel larger than
 /// 1x1, and not flex's own small-channel loop (at most 4 input and 16 output channels).
+/// With constant weights (an evaluation-mode model) on a CPU with AVX-512, the products are
+/// [`wide`]'s (burn's values to rounding); in training, burn's bit for bit.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    conv2d_with(conv, x, wide::available())
+}
+
+/// [`conv2d`], with [`wide`]'s products for constant weights or not.
+fn conv2d_with(conv: &Conv2d, x: Tensor<4>, wide: bool) -> Tensor<4> {
     let Some((g, options)) = geometry(conv, &x) else { return conv.forward(x) };
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(|b| b.val());
@@ -76,11 +83,12 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if let (Ok(w), Ok(b)) = (weight.clone().try_into_primitive::<Flex>(), bias.clone().map(|b| b.try_into_primitive::<Flex>()).transpose()) {
         let (w, b) = (contiguous(&w), b.map(|b| contiguous(&b)));
         if let Ok(xa) = x.clone().try_into_primitive::<Autodiff<Flex>>() {
-            let y = conv_forward(&contiguous(xa.primitive()), &w, b.as_ref(), g);
-            return graph_node(InputBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful(), || (xa.primitive().clone(), w, options), y);
+            let y = eval_forward(&contiguous(xa.primitive()), &w, b.as_ref(), g, wide);
+            let node = InputBackward.prepare::<NoCheckpointing>([xa.node()]).compute_bound().stateful();
+            return graph_node(node, || (xa.primitive().clone(), w, options, wide), y);
         }
         return match x.clone().try_into_primitive::<Flex>() {
-            Ok(xf) => Tensor::from_primitive::<Flex>(conv_forward(&contiguous(&xf), &w, b.as_ref(), g)),
+            Ok(xf) => Tensor::from_primitive::<Flex>(eval_forward(&contiguous(&xf), &w, b.as_ref(), g, wide)),
             Err(_) => conv.forward(x),
         };
     }
@@ -180,6 +188,143 @@ unsafe fn product(
     }
 }
 
+/// The convolution with constant weights: [`wide_forward`] or flex's route.
+fn eval_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry, wide: bool) -> FlexTensor {
+    if wide {
+        let packed = wide::Packed::new(values(weight), g.c_out, g.col_len(), [g.col_len(), 1]);
+        wide_forward(x, &packed, bias, g)
+    } else {
+        conv_forward(x, weight, bias, g)
+    }
+}
+
+/// Floats of im2col matrix per tile of [`wide_forward`]: 256 KiB, within a core's share of L2.
+const WIDE_TILE: usize = 64 * 1024;
+
+/// The convolution through [`wide::product`]. At stride 1 with no im2col matrix at all: per
+/// image a zero-padded copy, whose kernel taps are the product's rows at shifted offsets,
+/// giving outputs over the padded width (the columns past the output's are dropped). Else the
+/// batch's output pixels in tiles (a tile may span images), per tile an im2col matrix with a
+/// row per kernel tap read from the channels-first input. Each product lands in a scratch
+/// block, copied out with the bias added (after the product, as burn adds it).
+fn wide_forward(x: &FlexTensor, weight: &wide::Packed, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
+    let (x, bias) = (values(x), bias.map(values));
+    if g.sh == 1 && g.sw == 1 {
+        return shifted_forward(x, weight, bias, g);
+    }
+    let (col_len, spatial) = (g.col_len(), g.oh * g.ow);
+    let total = g.n * spatial;
+    let tile = (WIDE_TILE / col_len).max(32) / 32 * 32;
+    assert!(weight.rows() == g.c_out && x.len() == g.n * g.c_in * g.h * g.w);
+    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
+        let dst = Out(out.as_mut_ptr());
+        (0..total.div_ceil(tile)).into_par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(col, block), t| {
+                let pixels = t * tile..((t + 1) * tile).min(total);
+                let len = pixels.len();
+                col.resize(col_len * len, 0.0);
+                tap_rows(col, x, pixels.clone(), g);
+                block.resize(g.c_out * len, 0.0);
+                // SAFETY: the CPU has AVX-512 (the caller chose this path); col is col_len rows
+                // of len, block c_out rows of len, both this tile's own.
+                let rows: Vec<usize> = (0..col_len).map(|c| c * len).collect();
+                unsafe { wide::product(weight, col.as_ptr(), &rows, len, block.as_mut_ptr(), len) };
+                let mut p = pixels.start;
+                while p < pixels.end {
+                    let (b, q) = (p / spatial, p % spatial);
+                    let run = (spatial - q).min(pixels.end - p);
+                    for co in 0..g.c_out {
+                        let src = &block[co * len + p - pixels.start..][..run];
+                        // SAFETY: pixels q..q + run of image b's channel co, inside `out` and
+                        // written by this tile only.
+                        let row = unsafe { std::slice::from_raw_parts_mut(dst.at((b * g.c_out + co) * spatial + q), run) };
+                        match bias {
+                            Some(bias) => row.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bias[co]),
+                            None => row.copy_from_slice(src),
+                        }
+                    }
+                    p += run;
+                }
+            },
+        );
+    })
+}
+
+/// [`wide_forward`] at stride 1: per image, the kernel taps as shifted rows of one padded copy.
+fn shifted_forward(x: &[f32], weight: &wide::Packed, bias: Option<&[f32]>, g: Geometry) -> FlexTensor {
+    // the padded image: the output's rows plus the kernel's, and a spare row for the dropped
+    // columns' reads past the last; as wide as the output plus the kernel
+    let (wp, hp) = (g.ow + g.kw - 1, g.oh + g.kh);
+    let (plane, padded_plane, n) = (g.h * g.w, hp * wp, g.oh * wp);
+    assert!(g.top + g.h <= hp && g.left + g.w <= wp && weight.rows() == g.c_out && x.len() == g.n * g.c_in * plane);
+    let rows: Vec<usize> = (0..g.col_len()).map(|t| (t / (g.kh * g.kw)) * padded_plane + (t / g.kw % g.kh) * wp + t % g.kw).collect();
+    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
+        out.par_chunks_mut(g.c_out * g.oh * g.ow).zip(x.par_chunks(g.c_in * plane)).for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(padded, block), (out, image)| {
+                padded.clear();
+                padded.resize(g.c_in * padded_plane, 0.0);
+                for (dst, src) in padded.chunks_exact_mut(padded_plane).zip(image.chunks_exact(plane)) {
+                    for (y, src) in src.chunks_exact(g.w).enumerate() {
+                        dst[(g.top + y) * wp + g.left..][..g.w].copy_from_slice(src);
+                    }
+                }
+                block.resize(g.c_out * n, 0.0);
+                // SAFETY: the CPU has AVX-512 (the caller chose this path); every row reads n
+                // floats from rows[t] <= (c_in - 1) * padded_plane + (kh - 1) * wp + kw - 1, so
+                // the last ends before c_in * padded_plane (hp has a spare row); block is c_out
+                // rows of n, this image's own.
+                unsafe { wide::product(weight, padded.as_ptr(), &rows, n, block.as_mut_ptr(), n) };
+                for (co, (dst, src)) in out.chunks_exact_mut(g.oh * g.ow).zip(block.chunks_exact(n)).enumerate() {
+                    for (dst, src) in dst.chunks_exact_mut(g.ow).zip(src.chunks_exact(wp)) {
+                        match bias {
+                            Some(bias) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bias[co]),
+                            None => dst.copy_from_slice(&src[..g.ow]),
+                        }
+                    }
+                }
+            },
+        );
+    })
+}
+
+/// `col` as an im2col matrix with a row per kernel tap (input channel, kernel row, kernel
+/// column, as the weight's columns run) of the batch's output pixels `pixels` (image by image,
+/// row by row): the input value under that tap, zero in the padding.
+fn tap_rows(col: &mut [f32], x: &[f32], pixels: std::ops::Range<usize>, g: Geometry) {
+    let (spatial, plane, len) = (g.oh * g.ow, g.h * g.w, pixels.len());
+    for (tap, row) in col.chunks_exact_mut(len).enumerate() {
+        let (ci, ky, kx) = (tap / (g.kh * g.kw), tap / g.kw % g.kh, tap % g.kw);
+        let (y0, y1) = valid_range(ky, g.top, g.sh, g.oh, g.h);
+        let (x0, x1) = valid_range(kx, g.left, g.sw, g.ow, g.w);
+        let mut p = pixels.start;
+        while p < pixels.end {
+            let (b, q) = (p / spatial, p % spatial);
+            let (oy, ox) = (q / g.ow, q % g.ow);
+            let run = (g.ow - ox).min(pixels.end - p);
+            let dst = &mut row[p - pixels.start..][..run];
+            // the run's pixels ox..ox + run whose tap lands inside the input
+            let lo = x0.clamp(ox, ox + run);
+            let hi = x1.clamp(lo, ox + run);
+            if oy < y0 || oy >= y1 || lo == hi {
+                dst.fill(0.0);
+            } else {
+                let src = &x[(b * g.c_in + ci) * plane + (oy * g.sh + ky - g.top) * g.w..][..g.w];
+                dst[..lo - ox].fill(0.0);
+                dst[hi - ox..].fill(0.0);
+                let first = lo * g.sw + kx - g.left;
+                if g.sw == 1 {
+                    dst[lo - ox..hi - ox].copy_from_slice(&src[first..first + hi - lo]);
+                } else {
+                    dst[lo - ox..hi - ox].iter_mut().zip(src[first..].iter().step_by(g.sw)).for_each(|(d, &v)| *d = v);
+                }
+            }
+            p += run;
+        }
+    }
+}
+
 /// The convolution, as flex's im2col path computes it (same products, same order).
 fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
     let (x, weight, bias) = (values(x), values(weight), bias.map(values));
@@ -248,7 +393,8 @@ fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out
 /// order). Here the same product, and the taps' adds as runs over a row instead of one indexed
 /// add at a time (same adds, same order, so the same bits), images and channels in parallel.
 /// `None` where flex would take another path (asymmetric padding; columns over its 8 MiB tile).
-fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &ConvOptions<2>) -> Option<FlexTensor> {
+/// With `wide`, the products are [`wide::product`]'s (the same sums to rounding).
+fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &ConvOptions<2>, wide: bool) -> Option<FlexTensor> {
     let (taps, in_plane, plane) = (g.kh * g.kw, g.oh * g.ow, g.h * g.w);
     let col_ch = g.c_in * taps;
     if options.is_asymmetric() || col_ch * in_plane * 4 > 8 * 1024 * 1024 {
@@ -256,6 +402,9 @@ fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &Con
     }
     let (grad, weight) = (contiguous(grad), contiguous(weight));
     let (grad, weight) = (values(&grad), values(&weight));
+    // the weight's transpose (col_ch x c_out) for the wide product
+    let packed = wide.then(|| wide::Packed::new(weight, col_ch, g.c_out, [1, col_ch]));
+    let grad_rows: Vec<usize> = (0..g.c_out).map(|co| co * in_plane).collect();
     Some(filled(Shape::new([g.n, g.c_in, g.h, g.w]), |out| {
         out.par_chunks_mut(g.c_in * plane).zip(grad.par_chunks(g.c_out * in_plane)).for_each(|(image, grad)| {
             // columns[c * taps + tap][input pixel]: the weight's transpose times the gradient
@@ -263,7 +412,15 @@ fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &Con
             // SAFETY: columns is col_ch x in_plane (dst strides 1, in_plane); the weight read as
             // its transpose is c_out x col_ch (strides col_ch, 1); the gradient c_out x
             // in_plane (strides 1, in_plane): all within their slices.
-            unsafe { product([col_ch, in_plane, g.c_out], columns.as_mut_ptr(), in_plane, (weight.as_ptr(), [col_ch, 1]), (grad.as_ptr(), [1, in_plane])) };
+            unsafe {
+                match &packed {
+                    // the CPU has AVX-512 (the caller chose `wide`)
+                    Some(packed) => wide::product(packed, grad.as_ptr(), &grad_rows, in_plane, columns.as_mut_ptr(), in_plane),
+                    None => {
+                        product([col_ch, in_plane, g.c_out], columns.as_mut_ptr(), in_plane, (weight.as_ptr(), [col_ch, 1]), (grad.as_ptr(), [1, in_plane]))
+                    }
+                }
+            }
             image.par_chunks_mut(plane).enumerate().for_each(|(c, dst)| {
                 for ky in 0..g.kh {
                     let (y0, y1) = valid_range(ky, g.top, g.sh, g.oh, g.h);
@@ -300,8 +457,8 @@ fn valid_range(k: usize, pad: usize, stride: usize, outputs: usize, size: usize)
 }
 
 /// The input's gradient: [`x_gradient`] where it covers the geometry, else burn's.
-fn x_grad(x: &FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-    match backward_geometry(x, &weight, &grad, &options).and_then(|g| x_gradient(&grad, &weight, g, &options)) {
+fn x_grad(x: &FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>, wide: bool) -> FlexTensor {
+    match backward_geometry(x, &weight, &grad, &options).and_then(|g| x_gradient(&grad, &weight, g, &options, wide)) {
         Some(gx) => gx,
         None => Flex::conv2d_x_backward(x.clone(), weight, grad, options),
     }
@@ -379,11 +536,12 @@ fn im2col(col: &mut Vec<f32>, image: &[f32], pixels: std::ops::Range<usize>, g: 
 struct InputBackward;
 
 impl Backward<Flex, 1> for InputBackward {
-    /// The input's values, the weight (a constant) and burn's options.
-    type State = (FlexTensor, FlexTensor, ConvOptions<2>);
+    /// The input's values, the weight (a constant), burn's options, and whether the products
+    /// are [`wide`]'s.
+    type State = (FlexTensor, FlexTensor, ConvOptions<2>, bool);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        super::one_input_backward(ops, grads, |(x, weight, options), grad| x_grad(&x, weight, grad, options));
+        super::one_input_backward(ops, grads, |(x, weight, options, wide), grad| x_grad(&x, weight, grad, options, wide));
     }
 }
 
@@ -401,7 +559,7 @@ impl Backward<Flex, 2> for WeightBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, options) = ops.state;
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone()));
+            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone(), false));
         }
         if let Some(node) = node_w {
             grads.register::<Flex>(node.id, weight_grad(x, weight, grad, options));
@@ -451,7 +609,7 @@ impl Backward<Flex, 3> for WeightBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, bias, options) = ops.state;
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone()));
+            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone(), false));
         }
         if let Some(node) = node_w {
             grads.register::<Flex>(node.id, weight_grad(x.clone(), weight, grad.clone(), options));
@@ -471,7 +629,9 @@ mod tests {
     use burn::tensor::Device;
 
     /// The small CNNs' layers, EfficientNet's stem (stride 2, asymmetric padding), more than
-    /// one tile, odd sizes: outputs and input gradients equal `Conv2d::forward`'s bit for bit.
+    /// one tile, odd sizes: outputs and input gradients equal `Conv2d::forward`'s bit for bit
+    /// through burn's products, and to rounding through the wide ones (where the CPU has them;
+    /// tiles spanning images, strides, padding on each side).
     #[test]
     fn dense_convolution_equals_burns() {
         let device = Device::flex();
@@ -498,11 +658,23 @@ mod tests {
                 let theirs = conv.forward(x.clone());
                 let mix = random(theirs.dims(), &device);
                 let flex = |t: &Tensor<4>| super::super::constant(t).expect("flex f32");
-                let covered = x_gradient(&flex(&mix), &flex(&conv.weight.val()), g, &options).is_some();
+                let covered = x_gradient(&flex(&mix), &flex(&conv.weight.val()), g, &options, false).is_some();
                 assert_eq!(covered, pad.0 == pad.2 && pad.1 == pad.3, "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
-                assert_eq!(bits(conv2d(&conv, x.clone())), bits(theirs), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
-                let ours = input_gradient(&|x| conv2d(&conv, x), &x, &mix);
-                assert_eq!(ours, input_gradient(&|x| conv.forward(x), &x, &mix), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
+                assert_eq!(bits(conv2d_with(&conv, x.clone(), false)), bits(theirs.clone()), "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
+                let ours = input_gradient(&|x| conv2d_with(&conv, x, false), &x, &mix);
+                let burns = input_gradient(&|x| conv.forward(x), &x, &mix);
+                assert_eq!(ours, burns, "{c_in}->{c_out} k {k} s {s} pad {pad:?}");
+                if wide::available() {
+                    // the wide products: the same values and input gradients to rounding
+                    let close = |a: &[u32], b: &[u32], what: &str| {
+                        let (a, b): (Vec<f32>, Vec<f32>) = (a.iter().map(|&v| f32::from_bits(v)).collect(), b.iter().map(|&v| f32::from_bits(v)).collect());
+                        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                        assert!(err <= 1e-5 * scale.max(1.0), "{what} {c_in}->{c_out} k {k} s {s} pad {pad:?}: {err} of {scale}");
+                    };
+                    close(&bits(conv2d_with(&conv, x.clone(), true)), &bits(theirs), "values");
+                    close(&input_gradient(&|x| conv2d_with(&conv, x, true), &x, &mix), &burns, "input gradients");
+                }
             }
         }
     }

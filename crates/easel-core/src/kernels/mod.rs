@@ -132,6 +132,7 @@ const PIECE: usize = 1 << 15;
 mod conv;
 mod depthwise;
 mod pool;
+mod wide;
 
 pub use conv::conv2d;
 pub use depthwise::depthwise_conv2d;

@@ -46,7 +46,7 @@ struct PoolGeometry {
 /// the window in order (the first largest, or the last NaN), so the rows can be done as pairs.
 #[inline(always)]
 fn later_wins(a: f32, b: f32) -> bool {
-    b > a || b.is_nan()
+    (b > a) | b.is_nan()
 }
 
 #[inline(always)]
@@ -80,10 +80,14 @@ impl Backward<Flex, 1> for MaxPoolBackward {
             let (x, grad) = (contiguous(&x), contiguous(&grad));
             let (x, grad) = (values(&x), values(&grad));
             filled(Shape::new([g.n, g.c, g.h, g.w]), |gx| {
-                gx.par_chunks_mut(g.h * g.w)
-                    .zip(x.par_chunks(g.h * g.w))
-                    .zip(grad.par_chunks(g.oh * g.ow))
-                    .for_each(|((gx, plane), grad)| vectorised!(pool_plane_gradient(gx, plane, grad, g)))
+                gx.par_chunks_mut(g.h * g.w).zip(x.par_chunks(g.h * g.w)).zip(grad.par_chunks(g.oh * g.ow)).for_each(|((gx, plane), grad)| {
+                    #[cfg(target_arch = "x86_64")]
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU has AVX-512, checked on the line above.
+                        return unsafe { pool_plane_gradient_avx512(gx, plane, grad, g) };
+                    }
+                    vectorised!(pool_plane_gradient(gx, plane, grad, g))
+                })
             })
         });
     }
@@ -91,22 +95,71 @@ impl Backward<Flex, 1> for MaxPoolBackward {
 
 /// One plane of max pooling's gradient: each output's gradient goes to its window's winner
 /// (added to zero, as burn does), the other three elements get zero. Written without branches,
-/// as four selects per window, so that it vectorises.
+/// as bit masks (the winners are data, so branches on them mispredict half the time).
 #[inline(always)]
 fn pool_plane_gradient(gx: &mut [f32], x: &[f32], grad: &[f32], g: PoolGeometry) {
     for (oy, grad) in grad.chunks_exact(g.ow).enumerate() {
         let (upper, lower) = gx[2 * oy * g.w..][..2 * g.w].split_at_mut(g.w);
-        let top = x[2 * oy * g.w..][..2 * g.ow].chunks_exact(2);
-        let bottom = x[(2 * oy + 1) * g.w..][..2 * g.ow].chunks_exact(2);
-        let windows = upper[..2 * g.ow].chunks_exact_mut(2).zip(lower[..2 * g.ow].chunks_exact_mut(2));
-        for (((t, b), (gt, gb)), &d) in top.zip(bottom).zip(windows).zip(grad) {
+        // windows as pairs of columns (whole arrays, so the loop vectorises over windows)
+        let (top, bottom) = (x[2 * oy * g.w..][..2 * g.ow].as_chunks::<2>().0, x[(2 * oy + 1) * g.w..][..2 * g.ow].as_chunks::<2>().0);
+        let (gt, gb) = (upper[..2 * g.ow].as_chunks_mut::<2>().0, lower[..2 * g.ow].as_chunks_mut::<2>().0);
+        for i in 0..g.ow {
+            let (t, b) = (top[i], bottom[i]);
             let (t1, b1) = (later_wins(t[0], t[1]), later_wins(b[0], b[1]));
             let lower_wins = later_wins(later_if_larger(t[0], t[1]), later_if_larger(b[0], b[1]));
-            let d = 0.0 + d;
-            gt[0] = if !lower_wins && !t1 { d } else { 0.0 };
-            gt[1] = if !lower_wins && t1 { d } else { 0.0 };
-            gb[0] = if lower_wins && !b1 { d } else { 0.0 };
-            gb[1] = if lower_wins && b1 { d } else { 0.0 };
+            // all ones where true; a loser's bits are 0.0's
+            let mask = |c: bool| (c as u32).wrapping_neg();
+            let (d, lower, t1, b1) = ((0.0 + grad[i]).to_bits(), mask(lower_wins), mask(t1), mask(b1));
+            gt[i] = [f32::from_bits(d & !lower & !t1), f32::from_bits(d & !lower & t1)];
+            gb[i] = [f32::from_bits(d & lower & !b1), f32::from_bits(d & lower & b1)];
+        }
+    }
+}
+
+/// [`pool_plane_gradient`] 16 windows a step (masked past the row's last): the rows' pairs
+/// split into first and second columns, the same comparisons as masks, the gradient placed by
+/// masked moves (zero elsewhere) and the columns interleaved back.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn pool_plane_gradient_avx512(gx: &mut [f32], x: &[f32], grad: &[f32], g: PoolGeometry) {
+    use std::arch::x86_64::*;
+    let first = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let second = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    // later_wins as a mask: b > a, or b NaN
+    let wins = |a: __m512, b: __m512| _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
+    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
+    for (oy, grad) in grad.chunks_exact(g.ow).enumerate() {
+        let (upper, lower) = gx[2 * oy * g.w..][..2 * g.w].split_at_mut(g.w);
+        let (top, bottom) = (&x[2 * oy * g.w..][..2 * g.ow], &x[(2 * oy + 1) * g.w..][..2 * g.ow]);
+        for start in (0..g.ow).step_by(16) {
+            let count = (g.ow - start).min(16);
+            // the windows' gradients, and their rows' two halves of 16 floats
+            let (m, m0, m1) = (lanes(count), lanes(2 * count), lanes((2 * count).saturating_sub(16)));
+            let at = 2 * start;
+            // SAFETY: the masks admit only the row's first 2 * ow floats and the first ow
+            // gradients (at + 2 * count <= 2 * ow); the upper half's pointer is formed wrapping,
+            // as it may lie past the slice when its mask is empty.
+            unsafe {
+                let split = |row: &[f32]| {
+                    let p = row.as_ptr().add(at);
+                    let (a, b) = (_mm512_maskz_loadu_ps(m0, p), _mm512_maskz_loadu_ps(m1, p.wrapping_add(16)));
+                    (_mm512_permutex2var_ps(a, first, b), _mm512_permutex2var_ps(a, second, b))
+                };
+                let ((t0, t1), (b0, b1)) = (split(top), split(bottom));
+                let (tw, bw) = (wins(t0, t1), wins(b0, b1));
+                let lw = wins(_mm512_mask_blend_ps(tw, t0, t1), _mm512_mask_blend_ps(bw, b0, b1));
+                let d = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, grad.as_ptr().add(start)));
+                let put = |row: &mut [f32], w0: __mmask16, w1: __mmask16| {
+                    let (a, b) = (_mm512_maskz_mov_ps(w0, d), _mm512_maskz_mov_ps(w1, d));
+                    let p = row.as_mut_ptr().add(at);
+                    _mm512_mask_storeu_ps(p, m0, _mm512_permutex2var_ps(a, low, b));
+                    _mm512_mask_storeu_ps(p.wrapping_add(16), m1, _mm512_permutex2var_ps(a, high, b));
+                };
+                put(upper, !lw & !tw, !lw & tw);
+                put(lower, lw & !bw, lw & bw);
+            }
         }
     }
 }
@@ -119,12 +172,12 @@ mod tests {
     use burn::tensor::Device;
 
     /// Max pooling's values and gradient equal burn's bit for bit: odd sizes (a row and a column
-    /// dropped), ties (ReLU's zeros, repeated values), -0.0 and NaN.
+    /// dropped), rows of more than 16 windows, ties (ReLU's zeros, repeated values), -0.0 and NaN.
     #[test]
     fn max_pool_equals_burns() {
         let device = Device::flex();
         let pool = MaxPool2dConfig::new([2, 2]).init();
-        for (h, w) in [(4, 4), (7, 5), (28, 28)] {
+        for (h, w) in [(4, 4), (7, 5), (28, 28), (6, 67)] {
             let n = 2 * 3 * h * w;
             let mut v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
             v.iter_mut().step_by(5).for_each(|x| *x = 0.0);

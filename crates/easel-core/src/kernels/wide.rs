@@ -1,0 +1,208 @@
+//! A matrix product on AVX-512 for the convolutions of an evaluation-mode model (explanations,
+//! predictions), where burn's `gemm` (built without its AVX-512 kernels, see below) takes 8
+//! floats a step and packs both operands on every call.
+//!
+//! `gemm` has AVX-512 kernels behind a cargo feature that would switch every product burn makes
+//! to them, training's included, and change trained weights in their last bits on such CPUs
+//! (the same seed would no longer give the same numbers as before, or as on another x86 CPU).
+//! So training stays on burn's products, and only the evaluation-mode convolutions come here:
+//! their outputs differ from burn's by rounding (each output is its products added in order, k
+//! from first to last, one fused multiply-add at a time), a few parts in a million.
+//!
+//! The layout suits a convolution: the right operand is `k` rows of pixels (an im2col matrix
+//! with a row per kernel tap, or a channels-first image), read as it lies, 32 pixels a step in
+//! two registers; the left (weights) is packed once per call into blocks of eight rows, whose
+//! values are broadcast. 16 accumulators, two loads and eight broadcasts per 16 multiply-adds.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use rayon::prelude::*;
+
+/// Rows of the left operand per packed block (accumulator rows of the kernel).
+const ROWS: usize = 8;
+/// Columns (pixels) per kernel step: two 16-float registers.
+const COLS: usize = 32;
+
+/// Whether this CPU runs [`product`].
+pub(super) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The left operand (`m` x `k`) in blocks of [`ROWS`] rows, each block as `k` groups of
+/// [`ROWS`] values (rows past `m` zero).
+pub(super) struct Packed {
+    data: Vec<f32>,
+    m: usize,
+    k: usize,
+}
+
+impl Packed {
+    /// `a`'s element (r, c) is `a[r * strides[0] + c * strides[1]]`.
+    pub(super) fn new(a: &[f32], m: usize, k: usize, [rs, cs]: [usize; 2]) -> Packed {
+        assert!(m == 0 || k == 0 || (m - 1) * rs + (k - 1) * cs < a.len());
+        let mut data = vec![0.0f32; m.div_ceil(ROWS) * ROWS * k];
+        data.par_chunks_mut(ROWS * k).enumerate().for_each(|(block, dst)| {
+            for r in 0..ROWS.min(m - block * ROWS) {
+                let row = (block * ROWS + r) * rs;
+                for c in 0..k {
+                    dst[c * ROWS + r] = a[row + c * cs];
+                }
+            }
+        });
+        Packed { data, m, k }
+    }
+
+    pub(super) fn rows(&self) -> usize {
+        self.m
+    }
+}
+
+/// A raw pointer the parallel row blocks share; each writes its own rows.
+#[derive(Clone, Copy)]
+struct Rows(*mut f32);
+impl Rows {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: the blocks write disjoint rows.
+unsafe impl Send for Rows {}
+unsafe impl Sync for Rows {}
+
+/// `out[r * out_rs + j] = sum over c of a[r][c] * b[rows[c] + j]` for `r < a.rows()`, `j < n`:
+/// `b`'s row `c` starts at `rows[c]` (rows may overlap: a convolution's taps read one padded
+/// image at shifted offsets). Row blocks run in parallel when the product is large enough to
+/// pay for it.
+///
+/// # Safety
+/// [`available`] is true; `rows` has `k` offsets and `b` holds `n` floats from each; `out`
+/// holds `a.rows()` rows of `n` at a stride of `out_rs`, which no other thread touches meanwhile.
+pub(super) unsafe fn product(a: &Packed, b: *const f32, rows: &[usize], n: usize, out: *mut f32, out_rs: usize) {
+    assert_eq!(rows.len(), a.k);
+    let blocks = a.m.div_ceil(ROWS);
+    let (b, out) = (b as usize, Rows(out));
+    let run = |block: usize| {
+        // SAFETY: the caller's guarantees, for this block's rows.
+        unsafe { block_product(a, block, b as *const f32, rows, n, out.get(), out_rs) }
+    };
+    if a.m * a.k * n >= 1 << 20 && blocks > 1 {
+        (0..blocks).into_par_iter().for_each(run);
+    } else {
+        (0..blocks).for_each(run);
+    }
+}
+
+/// One block of [`ROWS`] rows of [`product`], [`COLS`] pixels at a time.
+unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usize], n: usize, out: *mut f32, out_rs: usize) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let rows = (a.m - block * ROWS).min(ROWS);
+        let packed = a.data.as_ptr().add(block * ROWS * a.k);
+        let out = out.add(block * ROWS * out_rs);
+        for j in (0..n).step_by(COLS) {
+            let (b, out, cols) = (b.add(j), out.add(j), (n - j).min(COLS));
+            match rows {
+                8 => kernel::<8>(packed, rows_at, b, cols, out, out_rs),
+                7 => kernel::<7>(packed, rows_at, b, cols, out, out_rs),
+                6 => kernel::<6>(packed, rows_at, b, cols, out, out_rs),
+                5 => kernel::<5>(packed, rows_at, b, cols, out, out_rs),
+                4 => kernel::<4>(packed, rows_at, b, cols, out, out_rs),
+                3 => kernel::<3>(packed, rows_at, b, cols, out, out_rs),
+                2 => kernel::<2>(packed, rows_at, b, cols, out, out_rs),
+                _ => kernel::<1>(packed, rows_at, b, cols, out, out_rs),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (a, block, b, rows_at, n, out, out_rs);
+}
+
+/// `R` rows by `cols` (<= 32) pixels: per step of `k`, two (masked) loads of `b`'s row, `R`
+/// broadcasts of the packed column, `2R` fused multiply-adds; then masked stores.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel<const R: usize>(a: *const f32, rows_at: &[usize], b: *const f32, cols: usize, out: *mut f32, out_rs: usize) {
+    let mask = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
+    let (lanes, high) = (mask(cols), mask(cols.saturating_sub(16)));
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for (c, &at) in rows_at.iter().enumerate() {
+        // SAFETY (the whole body): the caller's; the masked-off lanes are not read or written,
+        // and the second half's pointer is only formed (wrapping) where it may lie past the row.
+        unsafe {
+            let row = b.add(at);
+            let lo = _mm512_maskz_loadu_ps(lanes, row);
+            let hi = _mm512_maskz_loadu_ps(high, row.wrapping_add(16));
+            let column = a.add(c * ROWS);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let v = _mm512_set1_ps(*column.add(r));
+                acc[0] = _mm512_fmadd_ps(v, lo, acc[0]);
+                acc[1] = _mm512_fmadd_ps(v, hi, acc[1]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: the caller's `out` rows, masked to `cols` pixels.
+        unsafe {
+            let row = out.add(r * out_rs);
+            _mm512_mask_storeu_ps(row, lanes, acc[0]);
+            _mm512_mask_storeu_ps(row.wrapping_add(16), high, acc[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a double-precision product: every shape of tail (rows past a block, pixels
+    /// past a register, fewer than 16 pixels), both operand layouts, serial and parallel.
+    #[test]
+    fn product_equals_a_reference() {
+        if !available() {
+            return;
+        }
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        for (m, k, n) in [(1, 1, 1), (8, 9, 32), (7, 5, 15), (13, 27, 49), (32, 288, 196), (17, 40, 33), (128, 576, 100), (3, 2, 16), (9, 3, 17)] {
+            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+            let b_rs = n + 3;
+            let b: Vec<f32> = (0..k * b_rs).map(|_| next()).collect();
+            for transposed in [false, true] {
+                // the same matrix stored row-major, or column-major (packed through its strides)
+                let (store, strides) = if transposed {
+                    let mut t = vec![0.0; m * k];
+                    (0..m).for_each(|r| (0..k).for_each(|c| t[c * m + r] = a[r * k + c]));
+                    (t, [1, m])
+                } else {
+                    (a.clone(), [k, 1])
+                };
+                let packed = Packed::new(&store, m, k, strides);
+                let out_rs = n + 1;
+                let mut out = vec![f32::NAN; m * out_rs];
+                // SAFETY: available() above; b is k x n at b_rs, out m x n at out_rs.
+                let rows: Vec<usize> = (0..k).map(|c| c * b_rs).collect();
+                unsafe { product(&packed, b.as_ptr(), &rows, n, out.as_mut_ptr(), out_rs) };
+                for r in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k).map(|c| a[r * k + c] as f64 * b[c * b_rs + j] as f64).sum();
+                        let got = out[r * out_rs + j];
+                        assert!((got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "{m}x{k}x{n} ({r}, {j}): {got} vs {want}");
+                    }
+                    // the padding column between rows is not written
+                    assert!(out[r * out_rs + n].is_nan(), "{m}x{k}x{n}: row {r} overran");
+                }
+            }
+        }
+    }
+}
