@@ -65,18 +65,21 @@ impl Geometry {
     }
 }
 
-/// `conv.forward(x)`, through [`conv_forward`] when flex would take its general im2col path
-/// (see the module above): f32 on the flex device, groups 1, no dilation, a kernel larger than
-/// 1x1, and not flex's own small-channel loop (at most 4 input and 16 output channels).
-/// With constant weights (an evaluation-mode model) on a CPU with AVX-512, the products are
-/// [`wide`]'s (burn's values to rounding); in training, burn's bit for bit.
+/// `conv.forward(x)` for f32 on the flex device, groups 1, no dilation. With constant weights
+/// (an evaluation-mode model) on a CPU with AVX-512, through [`wide`]'s products (burn's values
+/// to rounding), 1x1 kernels included. Otherwise where flex would take its general im2col path
+/// (a kernel larger than 1x1, and not flex's own small-channel loop: at most 4 input and 16
+/// output channels), through [`conv_forward`], burn's bits; in training too.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv2d_with(conv, x, wide::available())
 }
 
 /// [`conv2d`], with [`wide`]'s products for constant weights or not.
 fn conv2d_with(conv: &Conv2d, x: Tensor<4>, wide: bool) -> Tensor<4> {
-    let Some((g, options)) = geometry(conv, &x) else { return conv.forward(x) };
+    let Some((g, options, flex_own)) = geometry(conv, &x) else { return conv.forward(x) };
+    if flex_own && !wide {
+        return conv.forward(x);
+    }
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(|b| b.val());
     // Constants (an evaluation-mode model): the input may take a gradient.
@@ -93,6 +96,9 @@ fn conv2d_with(conv: &Conv2d, x: Tensor<4>, wide: bool) -> Tensor<4> {
         };
     }
     // Parameters in the autodiff graph (training): burn's node, with our forward.
+    if flex_own {
+        return conv.forward(x);
+    }
     let (Ok(xa), Ok(wa), Ok(ba)) = (
         x.clone().try_into_primitive::<Autodiff<Flex>>(),
         weight.try_into_primitive::<Autodiff<Flex>>(),
@@ -110,8 +116,10 @@ fn conv2d_with(conv: &Conv2d, x: Tensor<4>, wide: bool) -> Tensor<4> {
     }
 }
 
-/// The geometry and burn's options for `conv` on `x` where [`conv_forward`] covers it.
-fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, ConvOptions<2>)> {
+/// The geometry and burn's options for `conv` on `x` where [`wide_forward`] covers it, and
+/// whether flex runs it its own way (a 1x1 kernel, few channels), which [`conv_forward`] does
+/// not follow.
+fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, ConvOptions<2>, bool)> {
     if x.dtype() != DType::F32 || conv.weight.val().dtype() != DType::F32 {
         return None;
     }
@@ -123,15 +131,15 @@ fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, ConvOptions<2>)> 
         _ => return None,
     };
     let [sh, sw] = conv.stride;
-    let dense = conv.groups == 1 && ci == c_in && conv.dilation == [1, 1] && kh * kw > 1 && sh > 0 && sw > 0;
+    let dense = conv.groups == 1 && ci == c_in && conv.dilation == [1, 1] && sh > 0 && sw > 0;
     // flex's small-channel loop (burn-flex's SMALL_CHANNEL_IN/OUT_THRESHOLD) is not im2col
-    let small_channels = c_in <= 4 && c_out <= 16;
-    if !dense || small_channels || h + top + bottom < kh || w + left + right < kw || n == 0 {
+    let flex_own = kh * kw == 1 || (c_in <= 4 && c_out <= 16);
+    if !dense || h + top + bottom < kh || w + left + right < kw || n == 0 {
         return None;
     }
     let options = ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
     let (oh, ow) = ((h + top + bottom - kh) / sh + 1, (w + left + right - kw) / sw + 1);
-    Some((Geometry { n, c_in, h, w, c_out, kh, kw, sh, sw, top, left, oh, ow }, options))
+    Some((Geometry { n, c_in, h, w, c_out, kh, kw, sh, sw, top, left, oh, ow }, options, flex_own))
 }
 
 /// A raw pointer to the output that the parallel tiles share; each writes its own pixels.
@@ -258,6 +266,20 @@ fn shifted_forward(x: &[f32], weight: &wide::Packed, bias: Option<&[f32]>, g: Ge
     let (wp, hp) = (g.ow + g.kw - 1, g.oh + g.kh);
     let (plane, padded_plane, n) = (g.h * g.w, hp * wp, g.oh * wp);
     assert!(g.top + g.h <= hp && g.left + g.w <= wp && weight.rows() == g.c_out && x.len() == g.n * g.c_in * plane);
+    if g.kh * g.kw == 1 && g.top == 0 && g.left == 0 && (g.oh, g.ow) == (g.h, g.w) {
+        // a 1x1 kernel without padding: the image's channels are the rows, the output's the block
+        let rows: Vec<usize> = (0..g.c_in).map(|c| c * plane).collect();
+        return filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
+            out.par_chunks_mut(g.c_out * plane).zip(x.par_chunks(g.c_in * plane)).for_each(|(out, image)| {
+                // SAFETY: the CPU has AVX-512 (the caller chose this path); the image is c_in
+                // rows of `plane`, out c_out rows of `plane`, this image's own.
+                unsafe { wide::product(weight, image.as_ptr(), &rows, plane, out.as_mut_ptr(), plane) };
+                if let Some(bias) = bias {
+                    out.chunks_exact_mut(plane).zip(bias).for_each(|(row, &b)| row.iter_mut().for_each(|v| *v += b));
+                }
+            });
+        });
+    }
     let rows: Vec<usize> = (0..g.col_len()).map(|t| (t / (g.kh * g.kw)) * padded_plane + (t / g.kw % g.kh) * wp + t % g.kw).collect();
     filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
         out.par_chunks_mut(g.c_out * g.oh * g.ow).zip(x.par_chunks(g.c_in * plane)).for_each_init(
@@ -645,6 +667,9 @@ mod tests {
             (5, 17, 5, 1, (2, 0, 2, 1), 1, 9, 40),
             (8, 20, 3, 1, (0, 0, 0, 0), 2, 5, 6),
             (6, 24, 2, 3, (1, 1, 0, 0), 1, 11, 10),
+            // flex's own loops, which only the wide products follow: 1x1, few channels
+            (16, 24, 1, 1, (0, 0, 0, 0), 2, 9, 9),
+            (3, 16, 3, 1, (1, 1, 1, 1), 2, 10, 10),
         ];
         for (c_in, c_out, k, s, pad, n, h, w) in cases {
             for bias in [false, true] {
@@ -654,7 +679,7 @@ mod tests {
                     .with_padding(PaddingConfig2d::Explicit(pad.0, pad.1, pad.2, pad.3))
                     .init(&device);
                 let x = random([n, c_in, h, w], &device);
-                let (g, options) = geometry(&conv, &x).expect("a dense convolution");
+                let (g, options, _) = geometry(&conv, &x).expect("a dense convolution");
                 let theirs = conv.forward(x.clone());
                 let mix = random(theirs.dims(), &device);
                 let flex = |t: &Tensor<4>| super::super::constant(t).expect("flex f32");
@@ -693,7 +718,7 @@ mod tests {
                 let conv =
                     Conv2dConfig::new([c_in, c_out], [3, 3]).with_stride([s, s]).with_bias(bias).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&ad);
                 let x = random([n, c_in, h, w], &ad).require_grad();
-                let (g, options) = geometry(&conv, &x).expect("a dense convolution");
+                let (g, options, _) = geometry(&conv, &x).expect("a dense convolution");
                 let mix = random([n, c_out, g.oh, g.ow], &ad);
                 let flex = |t: &Tensor<4>| super::super::constant(&t.clone().inner()).expect("flex f32");
                 let covered = weight_gradient(&flex(&x), &flex(&mix), g, &options).is_some();
@@ -712,16 +737,23 @@ mod tests {
         }
     }
 
-    /// What flex runs its own way (1x1, groups, small channel counts, dilation) stays burn's.
+    /// Grouped and dilated convolutions stay burn's; flex's own 1x1 and small-channel loops are
+    /// followed only by the wide products (constant weights), training leaves them to burn.
     #[test]
     fn other_convolutions_are_left_to_burn() {
         let device = Device::flex();
         let x = random([1, 8, 6, 6], &device);
-        let cfgs =
-            [Conv2dConfig::new([8, 16], [1, 1]), Conv2dConfig::new([8, 16], [3, 3]).with_groups(2), Conv2dConfig::new([8, 16], [3, 3]).with_dilation([2, 2])];
-        for cfg in cfgs {
+        for cfg in [Conv2dConfig::new([8, 16], [3, 3]).with_groups(2), Conv2dConfig::new([8, 16], [3, 3]).with_dilation([2, 2])] {
             assert!(geometry(&cfg.init(&device), &x).is_none());
         }
-        assert!(geometry(&Conv2dConfig::new([3, 16], [3, 3]).init(&device), &random([1, 3, 6, 6], &device)).is_none());
+        let flex_own = |cfg: Conv2dConfig, x: &Tensor<4>| geometry(&cfg.init(&device), x).map(|g| g.2);
+        assert_eq!(flex_own(Conv2dConfig::new([8, 16], [1, 1]), &x), Some(true));
+        assert_eq!(flex_own(Conv2dConfig::new([3, 16], [3, 3]), &random([1, 3, 6, 6], &device)), Some(true));
+        assert_eq!(flex_own(Conv2dConfig::new([8, 16], [3, 3]), &x), Some(false));
+        // in training, burn's own route: the same bits as Conv2d::forward
+        let ad = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([8, 16], [1, 1]).init(&ad);
+        let x = random([2, 8, 6, 6], &ad);
+        assert_eq!(bits(conv2d(&conv, x.clone())), bits(conv.forward(x)));
     }
 }

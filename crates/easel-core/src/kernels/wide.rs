@@ -79,8 +79,9 @@ unsafe impl Sync for Rows {}
 
 /// `out[r * out_rs + j] = sum over c of a[r][c] * b[rows[c] + j]` for `r < a.rows()`, `j < n`:
 /// `b`'s row `c` starts at `rows[c]` (rows may overlap: a convolution's taps read one padded
-/// image at shifted offsets). Row blocks run in parallel when the product is large enough to
-/// pay for it.
+/// image at shifted offsets). The pixels go in panels whose rows fit in a core's cache, every
+/// row block over a panel before the next; the pieces run in parallel when the product is
+/// large enough to pay for it.
 ///
 /// # Safety
 /// [`available`] is true; `rows` has `k` offsets and `b` holds `n` floats from each; `out`
@@ -88,27 +89,33 @@ unsafe impl Sync for Rows {}
 pub(super) unsafe fn product(a: &Packed, b: *const f32, rows: &[usize], n: usize, out: *mut f32, out_rs: usize) {
     assert_eq!(rows.len(), a.k);
     let blocks = a.m.div_ceil(ROWS);
+    let panel = (PANEL / a.k.max(1)).clamp(COLS, 16 * COLS) / COLS * COLS;
     let (b, out) = (b as usize, Rows(out));
-    let run = |block: usize| {
-        // SAFETY: the caller's guarantees, for this block's rows.
-        unsafe { block_product(a, block, b as *const f32, rows, n, out.get(), out_rs) }
+    let run = |piece: usize| {
+        let (block, start) = (piece % blocks, piece / blocks * panel);
+        // SAFETY: the caller's guarantees, for this block's rows and this panel's pixels.
+        unsafe { block_product(a, block, b as *const f32, rows, start..(start + panel).min(n), out.get(), out_rs) }
     };
-    if a.m * a.k * n >= 1 << 20 && blocks > 1 {
-        (0..blocks).into_par_iter().for_each(run);
+    let pieces = blocks * n.div_ceil(panel);
+    if a.m * a.k * n >= 1 << 20 && pieces > 1 {
+        (0..pieces).into_par_iter().for_each(run);
     } else {
-        (0..blocks).for_each(run);
+        (0..pieces).for_each(run);
     }
 }
 
-/// One block of [`ROWS`] rows of [`product`], [`COLS`] pixels at a time.
-unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usize], n: usize, out: *mut f32, out_rs: usize) {
+/// Floats of the right operand per panel: 64 KiB.
+const PANEL: usize = 16 * 1024;
+
+/// One block of [`ROWS`] rows of [`product`] over the pixels `pixels`, [`COLS`] at a time.
+unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usize], pixels: std::ops::Range<usize>, out: *mut f32, out_rs: usize) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
         let rows = (a.m - block * ROWS).min(ROWS);
         let packed = a.data.as_ptr().add(block * ROWS * a.k);
         let out = out.add(block * ROWS * out_rs);
-        for j in (0..n).step_by(COLS) {
-            let (b, out, cols) = (b.add(j), out.add(j), (n - j).min(COLS));
+        for j in pixels.clone().step_by(COLS) {
+            let (b, out, cols) = (b.add(j), out.add(j), (pixels.end - j).min(COLS));
             match rows {
                 8 => kernel::<8>(packed, rows_at, b, cols, out, out_rs),
                 7 => kernel::<7>(packed, rows_at, b, cols, out, out_rs),
@@ -122,7 +129,7 @@ unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usiz
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (a, block, b, rows_at, n, out, out_rs);
+    let _ = (a, block, b, rows_at, pixels, out, out_rs);
 }
 
 /// `R` rows by `cols` (<= 32) pixels: per step of `k`, two (masked) loads of `b`'s row, `R`

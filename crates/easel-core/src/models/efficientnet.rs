@@ -72,10 +72,10 @@ impl MbConv {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         if let Some(c) = &self.expand_conv {
-            h = relu6(maybe_bn(&self.bn0, c.forward(h)));
+            h = relu6(maybe_bn(&self.bn0, kernels::conv2d(c, h)));
         }
         h = relu6(maybe_bn(&self.bn1, kernels::depthwise_conv2d(&self.depthwise_conv, h)));
-        h = maybe_bn(&self.bn2, self.project_conv.forward(h));
+        h = maybe_bn(&self.bn2, kernels::conv2d(&self.project_conv, h));
         if self.skip { h + x } else { h }
     }
 
@@ -158,7 +158,7 @@ impl EfficientNetLite {
                 return x;
             }
         }
-        relu6(maybe_bn(&self.bn1, self.conv_head.forward(x)))
+        relu6(maybe_bn(&self.bn1, kernels::conv2d(&self.conv_head, x)))
     }
 
     /// # Shapes
@@ -170,7 +170,7 @@ impl EfficientNetLite {
             for block in &self.blocks[stage..] {
                 x = block.forward(x);
             }
-            x = relu6(maybe_bn(&self.bn1, self.conv_head.forward(x)));
+            x = relu6(maybe_bn(&self.bn1, kernels::conv2d(&self.conv_head, x)));
         }
         let pooled: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3); // [B, 1280]
         self.fc.forward(pooled)
