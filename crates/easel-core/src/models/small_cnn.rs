@@ -213,7 +213,7 @@ impl SmallCnn {
             }
             x = kernels::conv2d(&block.conv, x);
             if let Some(bn) = &block.bn {
-                x = bn.forward(x);
+                x = kernels::batch_norm(bn, x);
             }
             x = relu(x);
             if i == stage {
@@ -245,7 +245,7 @@ impl SmallCnn {
         for block in &self.convs[stage + 1..] {
             x = kernels::conv2d(&block.conv, x);
             if let Some(bn) = &block.bn {
-                x = bn.forward(x);
+                x = kernels::batch_norm(bn, x);
             }
             x = relu(x);
             if block.pool {
