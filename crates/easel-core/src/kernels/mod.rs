@@ -102,7 +102,15 @@ fn values(t: &FlexTensor) -> &[f32] {
 /// kernels' outputs). A large zeroed vector is fresh pages, zeroed as `fill` first touches
 /// them, on whichever thread does.
 fn filled(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
-    let mut v = vec![0.0f32; shape.num_elements()];
+    let n = shape.num_elements();
+    // zeroed across the cores where it is large (the allocator's recycled memory needs it)
+    let mut v = if n >= PIECE {
+        let mut v = Vec::with_capacity(n);
+        v.par_extend(rayon::iter::repeat_n(0.0f32, n));
+        v
+    } else {
+        vec![0.0f32; n]
+    };
     fill(&mut v);
     FlexTensor::from_data(burn::tensor::TensorData::new(v, shape))
 }
@@ -146,7 +154,66 @@ pub use depthwise::depthwise_conv2d;
 pub use pool::max_pool2d;
 
 // ---------------------------------------------------------------------------------------------
-// ReLU6
+// ReLU and ReLU6
+
+/// ReLU as burn's (flex keeps a NaN), forward and backward split across the cores: flex runs
+/// both passes on one thread (perf: a twentieth of a demo-net training thread).
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let forward = |x: Tensor<D>| match constant(&x) {
+        Some(xs) => {
+            let v = values(&xs);
+            let y = filled(xs.shape(), |o| {
+                o.par_chunks_mut(PIECE).zip(v.par_chunks(PIECE)).for_each(|(o, x)| vectorised!(o.iter_mut().zip(x).for_each(|(o, &x)| *o = relu_value(x))))
+            });
+            Tensor::from_primitive::<Flex>(y)
+        }
+        None => burn::tensor::activation::relu(x),
+    };
+    with_backward(x, forward, ReluBackward, |x| x)
+}
+
+/// flex's ReLU of one value: a NaN stays NaN.
+#[inline(always)]
+fn relu_value(x: f32) -> f32 {
+    if x.is_nan() || x > 0.0 { x } else { 0.0 }
+}
+
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<Flex, 1> for ReluBackward {
+    /// The input.
+    type State = FlexTensor;
+
+    /// flex's `relu_backward` on the input (burn-autodiff's node passes it the input): the
+    /// gradient where the input is above zero or NaN, zero elsewhere.
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        one_input_backward(ops, grads, |x, grad| {
+            masked_gradient(x, grad, |g, x| g.iter_mut().zip(x).for_each(|(g, &x)| *g = if x.is_nan() || x > 0.0 { *g } else { 0.0 }))
+        });
+    }
+}
+
+/// `grad` with `keep(gradient, input)` applied piece by piece across the cores: in place where
+/// the gradient's buffer is ours alone (as a layer's gradient is), else on a copy.
+fn masked_gradient(x: FlexTensor, mut grad: FlexTensor, keep: impl Fn(&mut [f32], &[f32]) + Sync) -> FlexTensor {
+    let x = contiguous(&x);
+    let x = values(&x);
+    let whole = |g: &FlexTensor| g.as_slice::<f32>().is_some_and(|v| v.len() == x.len()) && g.storage::<f32>().len() == x.len();
+    match whole(&grad).then(|| grad.try_storage_mut::<f32>()).flatten() {
+        Some(g) => {
+            g.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(keep(g, x)));
+            grad
+        }
+        None => {
+            let grad = contiguous(&grad);
+            filled(grad.shape(), |o| {
+                o.copy_from_slice(values(&grad));
+                o.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(keep(g, x)))
+            })
+        }
+    }
+}
 
 /// ReLU6 as burn's `relu(x).clamp_max(6)`: the same values, and its gradient (the output's
 /// where 0 < x <= 6, zero elsewhere) in one pass instead of four.
@@ -162,25 +229,7 @@ impl Backward<Flex, 1> for Relu6Backward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        one_input_backward(ops, grads, |x, mut grad| {
-            let x = contiguous(&x);
-            let x = values(&x);
-            // In place where the gradient's buffer is ours alone (as a layer's gradient is).
-            let whole = |g: &FlexTensor| g.as_slice::<f32>().is_some_and(|v| v.len() == x.len()) && g.storage::<f32>().len() == x.len();
-            match whole(&grad).then(|| grad.try_storage_mut::<f32>()).flatten() {
-                Some(g) => {
-                    g.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(relu6_gradient_in_place(g, x)));
-                    grad
-                }
-                None => {
-                    let grad = contiguous(&grad);
-                    filled(grad.shape(), |o| {
-                        o.copy_from_slice(values(&grad));
-                        o.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(g, x)| vectorised!(relu6_gradient_in_place(g, x)))
-                    })
-                }
-            }
-        });
+        one_input_backward(ops, grads, |x, grad| masked_gradient(x, grad, relu6_gradient_in_place));
     }
 }
 
@@ -226,5 +275,20 @@ mod tests {
         assert_eq!(bits(relu6(x.clone())), bits(theirs(x.clone())));
         let mix = random([1, 1, 1, n], &device);
         assert_eq!(input_gradient(&|x| relu6(x), &x, &mix), input_gradient(&theirs, &x, &mix));
+    }
+
+    /// ReLU's values and gradient equal burn's bit for bit: at zero, -0.0 and NaN, and over
+    /// more than one parallel piece.
+    #[test]
+    fn relu_equals_burns() {
+        let device = Device::flex();
+        let mut v: Vec<f32> = (0..3 * PIECE + 17).map(|i| ((i * 7919) % 41) as f32 * 0.25 - 5.0).collect();
+        v[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, -f32::NAN]);
+        let n = v.len();
+        let x = Tensor::<1>::from_floats(v.as_slice(), &device).reshape([1, 1, 1, n]);
+        let theirs = |x: Tensor<4>| burn::tensor::activation::relu(x);
+        assert_eq!(bits(relu(x.clone())), bits(theirs(x.clone())));
+        let mix = random([1, 1, 1, n], &device);
+        assert_eq!(input_gradient(&|x| relu(x), &x, &mix), input_gradient(&theirs, &x, &mix));
     }
 }

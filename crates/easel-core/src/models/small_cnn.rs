@@ -5,7 +5,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -215,7 +214,7 @@ impl SmallCnn {
             if let Some(bn) = &block.bn {
                 x = kernels::batch_norm(bn, x);
             }
-            x = relu(x);
+            x = kernels::relu(x);
             if i == stage {
                 break;
             }
@@ -247,7 +246,7 @@ impl SmallCnn {
             if let Some(bn) = &block.bn {
                 x = kernels::batch_norm(bn, x);
             }
-            x = relu(x);
+            x = kernels::relu(x);
             if block.pool {
                 x = kernels::max_pool2d(&self.pool, x);
             }
@@ -255,7 +254,7 @@ impl SmallCnn {
         let mut x: Tensor<2> = x.flatten(1, 3); // [B, C*H*W], C-major like PyTorch
         let last = self.fcs.len() - 1;
         for fc in &self.fcs[..last] {
-            x = relu(fc.forward(self.dropout.forward(x)));
+            x = kernels::relu(fc.forward(self.dropout.forward(x)));
         }
         x
     }
