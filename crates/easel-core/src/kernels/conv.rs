@@ -198,12 +198,7 @@ unsafe fn product(
 
 /// The convolution with constant weights: [`wide_forward`] or flex's route.
 fn eval_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry, wide: bool) -> FlexTensor {
-    if wide {
-        let packed = wide::Packed::new(values(weight), g.c_out, g.col_len(), [g.col_len(), 1]);
-        wide_forward(x, &packed, bias, g)
-    } else {
-        conv_forward(x, weight, bias, g)
-    }
+    if wide { wide_forward(x, &wide::packed(weight, g.c_out, g.col_len(), [g.col_len(), 1]), bias, g) } else { conv_forward(x, weight, bias, g) }
 }
 
 /// Floats of im2col matrix per tile of [`wide_forward`]: 256 KiB, within a core's share of L2.
@@ -423,9 +418,9 @@ fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &Con
         return None;
     }
     let (grad, weight) = (contiguous(grad), contiguous(weight));
-    let (grad, weight) = (values(&grad), values(&weight));
     // the weight's transpose (col_ch x c_out) for the wide product
-    let packed = wide.then(|| wide::Packed::new(weight, col_ch, g.c_out, [1, col_ch]));
+    let packed = wide.then(|| wide::packed(&weight, col_ch, g.c_out, [1, col_ch]));
+    let (grad, weight) = (values(&grad), values(&weight));
     let grad_rows: Vec<usize> = (0..g.c_out).map(|co| co * in_plane).collect();
     Some(filled(Shape::new([g.n, g.c_in, g.h, g.w]), |out| {
         out.par_chunks_mut(g.c_in * plane).zip(grad.par_chunks(g.c_out * in_plane)).for_each(|(image, grad)| {

@@ -17,7 +17,12 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use std::sync::{Arc, Mutex};
+
+use burn_flex::FlexTensor;
 use rayon::prelude::*;
+
+use super::values;
 
 /// Rows of the left operand per packed block (accumulator rows of the kernel).
 const ROWS: usize = 8;
@@ -63,6 +68,42 @@ impl Packed {
     pub(super) fn rows(&self) -> usize {
         self.m
     }
+}
+
+/// Weights packed for [`product`], with the tensors they came from and how they were read
+/// (address, length, m, k, strides).
+struct PackCache {
+    entries: Vec<(FlexTensor, [usize; 6], Arc<Packed>)>,
+    floats: usize,
+}
+
+/// Packed floats the cache holds at most (and as many again in the weights it keeps alive).
+const CACHE_FLOATS: usize = 16 << 20;
+
+static CACHE: Mutex<PackCache> = Mutex::new(PackCache { entries: Vec::new(), floats: 0 });
+
+/// `weight` (`m` x `k` through `strides`, as [`Packed::new`] reads it) packed, from the cache
+/// when this tensor's values were packed the same way before. An evaluation-mode model passes
+/// the same weight tensors on every call, and packing one is a pass over it with strided
+/// reads (a tenth of a batch-1 pass of the small CNN). The entry holds a clone of the tensor:
+/// while it lives, no other tensor can have its address, and a writer would copy its values
+/// first (flex copies shared storage on write), so an address names the same values.
+pub(super) fn packed(weight: &FlexTensor, m: usize, k: usize, strides: [usize; 2]) -> Arc<Packed> {
+    let values = values(weight);
+    let key = [values.as_ptr() as usize, values.len(), m, k, strides[0], strides[1]];
+    let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, p)) = lock().entries.iter().find(|(_, k, _)| *k == key) {
+        return p.clone();
+    }
+    let p = Arc::new(Packed::new(values, m, k, strides));
+    let mut cache = lock();
+    cache.floats += p.data.len();
+    cache.entries.push((weight.clone(), key, p.clone()));
+    while cache.floats > CACHE_FLOATS && cache.entries.len() > 1 {
+        let (_, _, old) = cache.entries.remove(0);
+        cache.floats -= old.data.len();
+    }
+    p
 }
 
 /// A raw pointer the parallel row blocks share; each writes its own rows.
@@ -168,6 +209,25 @@ unsafe fn kernel<const R: usize>(a: *const f32, rows_at: &[usize], b: *const f32
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::{DType, Shape};
+
+    /// The cache hands back the packing of the same values read the same way, and never a
+    /// stale one: a tensor written after packing (its storage shared with the cache's clone,
+    /// so copied on write) or read another way packs anew.
+    #[test]
+    fn packed_weights_are_cached_by_values() {
+        let mut w = FlexTensor::zeros(Shape::new([3, 4]), DType::F32);
+        w.storage_mut::<f32>().iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+        let first = packed(&w, 3, 4, [4, 1]);
+        assert!(Arc::ptr_eq(&first, &packed(&w.clone(), 3, 4, [4, 1])));
+        let transposed = packed(&w, 4, 3, [1, 4]);
+        assert!(!Arc::ptr_eq(&first, &transposed));
+        assert_eq!(transposed.data[..3], [0.0, 1.0, 2.0]);
+        w.storage_mut::<f32>()[0] = 99.0;
+        let written = packed(&w, 3, 4, [4, 1]);
+        assert_eq!(written.data[0], 99.0);
+        assert_eq!(first.data[0], 0.0);
+    }
 
     /// Against a double-precision product: every shape of tail (rows past a block, pixels
     /// past a register, fewer than 16 pixels), both operand layouts, serial and parallel.
