@@ -1,7 +1,7 @@
 //! CPU kernels for operations that burn's CPU backend (flex) runs slowly, with their own
 //! backward pass in burn's autodiff graph: EfficientNet's depthwise convolutions and ReLU6,
-//! dense convolutions (the small CNNs' 3x3 layers, the stems), and the small CNNs' 2x2 max
-//! pooling.
+//! dense convolutions (the small CNNs' 3x3 layers, the stems), the small CNNs' 2x2 max
+//! pooling, ReLU, and BatchNorm in training.
 //!
 //! Measured (perf, SmoothGrad of EfficientNet-Lite0 on a 224x224 photo): flex differentiates a
 //! depthwise convolution's input through a general transposed convolution (22 % of the time),
@@ -14,18 +14,24 @@
 //! loads and three compares here. flex's dense convolution builds its im2col matrix with an
 //! index computation and a bounds check per float, on top of single-threaded layout copies
 //! (31 % of the small CNN's occlusion besides the matrix products); here the same matrix is a
-//! few contiguous copies per kernel row (see `conv`).
+//! few contiguous copies per kernel row (see `conv`). In training, flex runs BatchNorm's
+//! twenty-odd passes and ReLU's on one thread while the other core idles; here they are split
+//! across the cores (`batchnorm`, [`relu`]).
 //!
 //! The numbers are burn's bit for bit: each output adds the same products in the same order
 //! (tests check values and gradients for every stride, kernel and padding EfficientNet-Lite
-//! uses, the small CNNs' layers, and max pooling's ties and NaNs), so explanations and trained
-//! weights are unchanged. Only what these loops cover takes them: f32 tensors on the flex
-//! device; a depthwise convolution (groups = channels, square kernel and stride, no dilation)
-//! whose weight and bias are constants, as in an evaluation-mode model; a dense convolution
-//! (groups 1, no dilation, explicit padding) that flex would run through im2col, in training
-//! too (its gradients are burn's own functions, the weight's through the same im2col); a 2x2
-//! pool at stride 2 without padding. Everything else, a depthwise weight that takes a gradient
-//! (training) or a GPU device, goes through burn's own operations.
+//! uses, the small CNNs' layers, max pooling's ties and NaNs, BatchNorm's statistics), so
+//! trained weights are unchanged. The one exception is `wide`: on a CPU with AVX-512 the
+//! convolutions of an evaluation-mode model (constant weights) take its matrix product, whose
+//! values are burn's to rounding (a few parts in a million); training never does. Only what
+//! these loops cover takes them: f32 tensors on the flex device; a depthwise convolution
+//! (groups = channels, square kernel and stride, no dilation) whose weight and bias are
+//! constants; a dense convolution (groups 1, no dilation, explicit padding) that flex would run
+//! through im2col, in training too (its gradients are burn's own functions, the weight's
+//! through the same im2col), or any dense one with constant weights on the wide path; a 2x2
+//! pool at stride 2 without padding; BatchNorm on an autodiff device, not frozen. Everything
+//! else, a depthwise weight that takes a gradient (training) or a GPU device, goes through
+//! burn's own operations.
 
 use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::tensor::{DType, Shape, Tensor};
