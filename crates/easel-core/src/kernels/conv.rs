@@ -74,7 +74,7 @@ impl Geometry {
 /// (a kernel larger than 1x1, and not flex's own small-channel loop: at most 4 input and 16
 /// output channels), through [`conv_forward`], burn's bits; in training too.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    conv2d_with(conv, x, wide::available())
+    conv2d_with(conv, x, super::wide_here())
 }
 
 /// [`conv2d`], with [`wide`]'s products for constant weights or not.
@@ -137,7 +137,7 @@ fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, ConvOptions<2>, b
     let dense = conv.groups == 1 && ci == c_in && conv.dilation == [1, 1] && sh > 0 && sw > 0;
     // flex's small-channel loop (burn-flex's SMALL_CHANNEL_IN/OUT_THRESHOLD) is not im2col
     let flex_own = kh * kw == 1 || (c_in <= 4 && c_out <= 16);
-    if !dense || h + top + bottom < kh || w + left + right < kw || n == 0 {
+    if !dense || h + top + bottom < kh || w + left + right < kw || [n, c_in, c_out, kh, kw, h, w].contains(&0) {
         return None;
     }
     let options = ConvOptions::new_with_padding(conv.stride, [(top, bottom), (left, right)], conv.dilation, conv.groups);
@@ -204,6 +204,9 @@ fn eval_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, 
     if wide { wide_forward(x, &wide::packed(weight, g.c_out, g.col_len(), [g.col_len(), 1]), bias, g) } else { conv_forward(x, weight, bias, g) }
 }
 
+/// Floats of a running image's buffers on [`wide_forward`]'s shifted route at most: 32 MiB.
+const SHIFTED_FLOATS: usize = 8 << 20;
+
 /// Floats of im2col matrix per tile of [`wide_forward`]: 256 KiB, within a core's share of L2.
 const WIDE_TILE: usize = 64 * 1024;
 
@@ -215,7 +218,10 @@ const WIDE_TILE: usize = 64 * 1024;
 /// block, copied out with the bias added (after the product, as burn adds it).
 fn wide_forward(x: &FlexTensor, weight: &wide::Packed, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
     let (x, bias) = (values(x), bias.map(values));
-    if g.sh == 1 && g.sw == 1 {
+    // the shifted route's per-image buffers (a padded copy, an output-sized block) only where
+    // they are modest; a huge image goes by tiles of bounded size
+    let (wp, hp) = (g.ow + g.kw - 1, g.oh + g.kh);
+    if g.sh == 1 && g.sw == 1 && g.c_in * hp * wp + g.c_out * g.oh * wp <= SHIFTED_FLOATS {
         return shifted_forward(x, weight, bias, g);
     }
     let (col_len, spatial) = (g.col_len(), g.oh * g.ow);
@@ -424,6 +430,7 @@ fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &Con
     // the weight's transpose (col_ch x c_out) for the wide product
     let packed = wide.then(|| wide::packed(&weight, col_ch, g.c_out, [1, col_ch]));
     let (grad, weight) = (values(&grad), values(&weight));
+    assert!(grad.len() == g.n * g.c_out * in_plane && weight.len() == g.c_out * col_ch);
     let grad_rows: Vec<usize> = (0..g.c_out).map(|co| co * in_plane).collect();
     Some(filled(Shape::new([g.n, g.c_in, g.h, g.w]), |out| {
         out.par_chunks_mut(g.c_in * plane).zip(grad.par_chunks(g.c_out * in_plane)).for_each(|(image, grad)| {
@@ -700,6 +707,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Inside `exact`, a constant-weight convolution is burn's bit for bit on any CPU, and the
+    /// wide products come back after it.
+    #[test]
+    fn exact_keeps_burns_products() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([32, 64], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let x = random([2, 32, 14, 14], &device);
+        let exact = super::super::exact(|| bits(conv2d(&conv, x.clone())));
+        assert_eq!(exact, bits(conv.forward(x.clone())));
+        assert_eq!(super::super::wide_here(), wide::available());
     }
 
     /// In training the weight and bias take burn's gradients, bit for bit, as does the input:

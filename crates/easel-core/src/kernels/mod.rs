@@ -23,7 +23,8 @@
 //! uses, the small CNNs' layers, max pooling's ties and NaNs, BatchNorm's statistics), so
 //! trained weights are unchanged. The one exception is `wide`: on a CPU with AVX-512 the
 //! convolutions of an evaluation-mode model (constant weights) take its matrix product, whose
-//! values are burn's to rounding (a few parts in a million); training never does. Only what
+//! values are burn's to rounding (a few parts in a million); training never does, nor do its
+//! passes with constant weights (the test pass, mining's scores, frozen features: [`exact`]). Only what
 //! these loops cover takes them: f32 tensors on the flex device; a depthwise convolution
 //! (groups = channels, square kernel and stride, no dilation) whose weight and bias are
 //! constants; a dense convolution (groups 1, no dilation, explicit padding) that flex would run
@@ -143,6 +144,32 @@ macro_rules! vectorised {
             $body
         }
     }};
+}
+
+thread_local! {
+    /// Set while [`exact`] runs its closure on this thread.
+    static EXACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with burn's own products for constant-weight convolutions on this thread, in
+/// place of the AVX-512 ones (`wide`), so that what it computes is burn's bit for bit on any
+/// CPU. Training's own passes with constant weights run in it: the test pass, hard-negative
+/// mining's scoring and a frozen backbone's features, whose rounding would otherwise reach the
+/// trained weights (a near-tie in the mining order) or the reported accuracies.
+pub fn exact<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXACT.set(self.0);
+        }
+    }
+    let _restore = Restore(EXACT.replace(true));
+    f()
+}
+
+/// Whether the AVX-512 products may run here: the CPU has them and no [`exact`] is running.
+fn wide_here() -> bool {
+    wide::available() && !EXACT.get()
 }
 
 /// Elements per parallel piece of an element-wise pass.

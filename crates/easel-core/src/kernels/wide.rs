@@ -77,8 +77,9 @@ struct PackCache {
     floats: usize,
 }
 
-/// Packed floats the cache holds at most (and as many again in the weights it keeps alive).
-const CACHE_FLOATS: usize = 16 << 20;
+/// Packed floats the cache holds at most (and as many again in the weights it keeps alive):
+/// EfficientNet-Lite0's convolutions, both ways, fit several times over.
+const CACHE_FLOATS: usize = 32 << 20;
 
 static CACHE: Mutex<PackCache> = Mutex::new(PackCache { entries: Vec::new(), floats: 0 });
 
@@ -96,12 +97,12 @@ pub(super) fn packed(weight: &FlexTensor, m: usize, k: usize, strides: [usize; 2
         return p.clone();
     }
     let p = Arc::new(Packed::new(values, m, k, strides));
+    // when full, nothing more is kept: a model larger than the cache still finds the layers
+    // that fitted on every call (evicting the oldest would evict each layer before its turn)
     let mut cache = lock();
-    cache.floats += p.data.len();
-    cache.entries.push((weight.clone(), key, p.clone()));
-    while cache.floats > CACHE_FLOATS && cache.entries.len() > 1 {
-        let (_, _, old) = cache.entries.remove(0);
-        cache.floats -= old.data.len();
+    if cache.floats + p.data.len() <= CACHE_FLOATS {
+        cache.floats += p.data.len();
+        cache.entries.push((weight.clone(), key, p.clone()));
     }
     p
 }
@@ -128,6 +129,7 @@ unsafe impl Sync for Rows {}
 /// [`available`] is true; `rows` has `k` offsets and `b` holds `n` floats from each; `out`
 /// holds `a.rows()` rows of `n` at a stride of `out_rs`, which no other thread touches meanwhile.
 pub(super) unsafe fn product(a: &Packed, b: *const f32, rows: &[usize], n: usize, out: *mut f32, out_rs: usize) {
+    assert!(available(), "the AVX-512 product on a CPU without AVX-512");
     assert_eq!(rows.len(), a.k);
     let blocks = a.m.div_ceil(ROWS);
     let panel = (PANEL / a.k.max(1)).clamp(COLS, 16 * COLS) / COLS * COLS;

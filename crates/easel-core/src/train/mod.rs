@@ -395,10 +395,11 @@ fn predict_rows<M: Module + Sync>(
     let (c, h, w) = (spec.channels, spec.height, spec.width);
     let chunks: Vec<&[usize]> = indices.chunks(BATCH).collect();
     let mut out = Vec::with_capacity(indices.len());
+    // burn's own products, as training's (see kernels::exact): these passes steer training
     let work = |i: usize| -> Result<Vec<f32>> {
         let chunk = chunks[i];
         let x = Tensor::<4>::from_data(TensorData::new(set.normalised_batch(chunk, spec), [chunk.len(), c, h, w]), device);
-        read_floats(f(model, x))
+        crate::kernels::exact(|| read_floats(f(model, x)))
     };
     crate::parallel::ordered_chunks(crate::parallel::workers_for(device), chunks.len(), progress, &work, &mut |i, rows| {
         let k = rows.len() / chunks[i].len();

@@ -27,7 +27,8 @@ pub fn cached_features(model: &Classifier, set: &LabelledImages, batch_size: usi
     for chunk in idx.chunks(batch_size.max(1)) {
         progress.check()?;
         let x = model.tensor_from(set.normalised_batch(chunk, spec), chunk.len());
-        let f = read_floats(model.inference().features(x))?; // [b, F]
+        // burn's own products (kernels::exact): the head trained on them is then burn's
+        let f = crate::kernels::exact(|| read_floats(model.inference().features(x)))?; // [b, F]
         let width = f.len() / chunk.len();
         out.extend(f.chunks(width).map(<[f32]>::to_vec));
         progress.report(out.len(), set.len());
