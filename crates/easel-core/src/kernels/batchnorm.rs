@@ -23,7 +23,7 @@ use burn_autodiff::ops::{Backward, Ops};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous, filled, graph_node, values};
+use super::{Shared, contiguous, filled, graph_node, values};
 
 /// `bn.forward(x)`. In training (an autodiff device, the layer not frozen) on the flex device,
 /// through [`channel_forward`] and its backward; anything else is burn's.
@@ -82,20 +82,6 @@ fn row_sum(row: &[f32]) -> f32 {
     out[0]
 }
 
-/// A raw pointer to an activation whose channels the parallel tasks write, each its own.
-#[derive(Clone, Copy)]
-struct Planes(*mut f32);
-
-impl Planes {
-    /// SAFETY: `offset..offset + len` lies inside the activation and only this task writes it.
-    unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
-    }
-}
-// SAFETY: each task writes the planes of its own channel only.
-unsafe impl Send for Planes {}
-unsafe impl Sync for Planes {}
-
 /// Channel `ch` of `x` as one row, images in order.
 fn gather(x: &[f32], ch: usize, g: Channels, row: &mut Vec<f32>) {
     row.clear();
@@ -109,7 +95,8 @@ fn gather(x: &[f32], ch: usize, g: Channels, row: &mut Vec<f32>) {
 fn per_channel<T: Send>(g: Channels, shape: Shape, f: impl Fn(usize, &mut [Vec<f32>; 3]) -> T + Sync) -> (Vec<T>, FlexTensor) {
     let mut results = Vec::new();
     let out = filled(shape, |out| {
-        let planes = Planes(out.as_mut_ptr());
+        // each task writes the planes of its own channel only
+        let planes = Shared::new(out);
         results = (0..g.c)
             .into_par_iter()
             .map_init(

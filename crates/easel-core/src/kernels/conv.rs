@@ -38,7 +38,7 @@ use burn_backend::ops::ModuleOps;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous, filled, graph_node, values, wide};
+use super::{Shared, contiguous, filled, graph_node, values, wide};
 
 /// flex's output tile: pixels per im2col matrix and product.
 const TILE: usize = 512;
@@ -145,20 +145,6 @@ fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, ConvOptions<2>, b
     Some((Geometry { n, c_in, h, w, c_out, kh, kw, sh, sw, top, left, oh, ow }, options, flex_own))
 }
 
-/// A raw pointer to the output that the parallel tiles share; each writes its own pixels.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-
-impl Out {
-    /// SAFETY: the caller's `offset` is inside the output.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
-        unsafe { self.0.add(offset) }
-    }
-}
-// SAFETY: the tiles write disjoint elements (their own pixels of their own image).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
 /// `dst = lhs x rhs` ([m, n, k]; `dst` m x n at row stride `dst_rs`, columns adjacent; each
 /// operand with its [column, row] strides), as flex calls gemm for its convolutions: no
 /// accumulation, and gemm's own threads from 192^3 multiply-adds up.
@@ -229,7 +215,8 @@ fn wide_forward(x: &FlexTensor, weight: &wide::Packed, bias: Option<&FlexTensor>
     let tile = (WIDE_TILE / col_len).max(32) / 32 * 32;
     assert!(weight.rows() == g.c_out && x.len() == g.n * g.c_in * g.h * g.w);
     filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
-        let dst = Out(out.as_mut_ptr());
+        // the tiles write their own pixels
+        let dst = Shared::new(out);
         (0..total.div_ceil(tile)).into_par_iter().for_each_init(
             || (Vec::new(), Vec::new()),
             |(col, block), t| {
@@ -250,11 +237,8 @@ fn wide_forward(x: &FlexTensor, weight: &wide::Packed, bias: Option<&FlexTensor>
                         let src = &block[co * len + p - pixels.start..][..run];
                         // SAFETY: pixels q..q + run of image b's channel co, inside `out` and
                         // written by this tile only.
-                        let row = unsafe { std::slice::from_raw_parts_mut(dst.at((b * g.c_out + co) * spatial + q), run) };
-                        match bias {
-                            Some(bias) => row.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bias[co]),
-                            None => row.copy_from_slice(src),
-                        }
+                        let row = unsafe { dst.slice((b * g.c_out + co) * spatial + q, run) };
+                        with_bias(row, src, bias.map(|b| b[co]));
                     }
                     p += run;
                 }
@@ -304,15 +288,20 @@ fn shifted_forward(x: &[f32], weight: &wide::Packed, bias: Option<&[f32]>, g: Ge
                 unsafe { wide::product(weight, padded.as_ptr(), &rows, n, block.as_mut_ptr(), n) };
                 for (co, (dst, src)) in out.chunks_exact_mut(g.oh * g.ow).zip(block.chunks_exact(n)).enumerate() {
                     for (dst, src) in dst.chunks_exact_mut(g.ow).zip(src.chunks_exact(wp)) {
-                        match bias {
-                            Some(bias) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bias[co]),
-                            None => dst.copy_from_slice(&src[..g.ow]),
-                        }
+                        with_bias(dst, &src[..g.ow], bias.map(|b| b[co]));
                     }
                 }
             },
         );
     })
+}
+
+/// `dst = src + bias` (the bias added after the product, as burn adds it), or a copy.
+fn with_bias(dst: &mut [f32], src: &[f32], bias: Option<f32>) {
+    match bias {
+        Some(b) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v + b),
+        None => dst.copy_from_slice(src),
+    }
 }
 
 /// `col` as an im2col matrix with a row per kernel tap (input channel, kernel row, kernel
@@ -391,7 +380,8 @@ fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out
     let tiles = spatial.div_ceil(TILE);
     assert!(out.len() >= (g.n - 1) * pitch[0] + (g.c_out - 1) * pitch[1] + spatial && (pitch[1] >= spatial || g.c_out == 1));
     assert!(nhwc.len() == g.n * image && w_flat.len() == g.c_out * col_len);
-    let dst = Out(out.as_mut_ptr());
+    // the tiles write their own pixels of their own image
+    let dst = Shared::new(out);
     (0..g.n * tiles).into_par_iter().for_each_init(Vec::new, |col, t| {
         let (b, start) = (t / tiles, (t % tiles) * TILE);
         let end = (start + TILE).min(spatial);
@@ -406,7 +396,7 @@ fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out
         if let Some(bias) = bias {
             for (co, &bv) in bias.iter().enumerate() {
                 // SAFETY: as above, this tile's pixels of channel co.
-                let row = unsafe { std::slice::from_raw_parts_mut(dst.at(first + co * pitch[1]), n) };
+                let row = unsafe { dst.slice(first + co * pitch[1], n) };
                 row.iter_mut().for_each(|v| *v += bv);
             }
         }

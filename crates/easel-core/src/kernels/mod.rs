@@ -122,6 +122,31 @@ fn filled(shape: Shape, fill: impl FnOnce(&mut [f32])) -> FlexTensor {
     FlexTensor::from_data(burn::tensor::TensorData::new(v, shape))
 }
 
+/// A raw pointer to an output that parallel tasks share, each writing its own elements (a
+/// tile's pixels, a block's rows, a channel's planes).
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+
+impl Shared {
+    fn new(out: &mut [f32]) -> Shared {
+        Shared(out.as_mut_ptr())
+    }
+
+    /// SAFETY: `offset` is inside the output.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+
+    /// SAFETY: `offset..offset + len` lies inside the output and only this task touches it
+    /// while the slice lives.
+    unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
+    }
+}
+// SAFETY: the tasks write disjoint elements (each use says which).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
 /// Runs `body` compiled for AVX2 where the CPU has it (the loops then take 8 floats a step),
 /// as plain code elsewhere. The same operations in the same order either way, so the same bits.
 macro_rules! vectorised {
@@ -196,7 +221,9 @@ pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Some(xs) => {
             let v = values(&xs);
             let y = filled(xs.shape(), |o| {
-                o.par_chunks_mut(PIECE).zip(v.par_chunks(PIECE)).for_each(|(o, x)| vectorised!(o.iter_mut().zip(x).for_each(|(o, &x)| *o = relu_value(x))))
+                o.par_chunks_mut(PIECE)
+                    .zip(v.par_chunks(PIECE))
+                    .for_each(|(o, x)| vectorised!(o.iter_mut().zip(x).for_each(|(o, &x)| *o = if relu_passes(x) { x } else { 0.0 })))
             });
             Tensor::from_primitive::<Flex>(y)
         }
@@ -205,10 +232,10 @@ pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     with_backward(x, forward, ReluBackward, |x| x)
 }
 
-/// flex's ReLU of one value: a NaN stays NaN.
+/// flex's ReLU rule: a value (and its gradient) passes where it is above zero or NaN.
 #[inline(always)]
-fn relu_value(x: f32) -> f32 {
-    if x.is_nan() || x > 0.0 { x } else { 0.0 }
+fn relu_passes(x: f32) -> bool {
+    x.is_nan() || x > 0.0
 }
 
 #[derive(Debug)]
@@ -222,7 +249,7 @@ impl Backward<Flex, 1> for ReluBackward {
     /// gradient where the input is above zero or NaN, zero elsewhere.
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         one_input_backward(ops, grads, |x, grad| {
-            masked_gradient(x, grad, |g, x| g.iter_mut().zip(x).for_each(|(g, &x)| *g = if x.is_nan() || x > 0.0 { *g } else { 0.0 }))
+            masked_gradient(x, grad, |g, x| g.iter_mut().zip(x).for_each(|(g, &x)| *g = if relu_passes(x) { *g } else { 0.0 }))
         });
     }
 }

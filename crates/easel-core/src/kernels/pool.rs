@@ -82,7 +82,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
             filled(Shape::new([g.n, g.c, g.h, g.w]), |gx| {
                 gx.par_chunks_mut(g.h * g.w).zip(x.par_chunks(g.h * g.w)).zip(grad.par_chunks(g.oh * g.ow)).for_each(|((gx, plane), grad)| {
                     #[cfg(target_arch = "x86_64")]
-                    if std::arch::is_x86_feature_detected!("avx512f") {
+                    if super::wide::available() {
                         // SAFETY: the CPU has AVX-512, checked on the line above.
                         return unsafe { pool_plane_gradient_avx512(gx, plane, grad, g) };
                     }
@@ -129,13 +129,13 @@ fn pool_plane_gradient_avx512(gx: &mut [f32], x: &[f32], grad: &[f32], g: PoolGe
     let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     // later_wins as a mask: b > a, or b NaN
     let wins = |a: __m512, b: __m512| _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
-    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
     for (oy, grad) in grad.chunks_exact(g.ow).enumerate() {
         let (upper, lower) = gx[2 * oy * g.w..][..2 * g.w].split_at_mut(g.w);
         let (top, bottom) = (&x[2 * oy * g.w..][..2 * g.ow], &x[(2 * oy + 1) * g.w..][..2 * g.ow]);
         for start in (0..g.ow).step_by(16) {
             let count = (g.ow - start).min(16);
             // the windows' gradients, and their rows' two halves of 16 floats
+            let lanes = super::wide::lanes;
             let (m, m0, m1) = (lanes(count), lanes(2 * count), lanes((2 * count).saturating_sub(16)));
             let at = 2 * start;
             // SAFETY: the masks admit only the row's first 2 * ow floats and the first ow

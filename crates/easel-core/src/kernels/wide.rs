@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::values;
+use super::{Shared, values};
 
 /// Rows of the left operand per packed block (accumulator rows of the kernel).
 const ROWS: usize = 8;
@@ -107,18 +107,6 @@ pub(super) fn packed(weight: &FlexTensor, m: usize, k: usize, strides: [usize; 2
     p
 }
 
-/// A raw pointer the parallel row blocks share; each writes its own rows.
-#[derive(Clone, Copy)]
-struct Rows(*mut f32);
-impl Rows {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-// SAFETY: the blocks write disjoint rows.
-unsafe impl Send for Rows {}
-unsafe impl Sync for Rows {}
-
 /// `out[r * out_rs + j] = sum over c of a[r][c] * b[rows[c] + j]` for `r < a.rows()`, `j < n`:
 /// `b`'s row `c` starts at `rows[c]` (rows may overlap: a convolution's taps read one padded
 /// image at shifted offsets). The pixels go in panels whose rows fit in a core's cache, every
@@ -133,11 +121,12 @@ pub(super) unsafe fn product(a: &Packed, b: *const f32, rows: &[usize], n: usize
     assert_eq!(rows.len(), a.k);
     let blocks = a.m.div_ceil(ROWS);
     let panel = (PANEL / a.k.max(1)).clamp(COLS, 16 * COLS) / COLS * COLS;
-    let (b, out) = (b as usize, Rows(out));
+    // the blocks write disjoint rows
+    let (b, out) = (b as usize, Shared(out));
     let run = |piece: usize| {
         let (block, start) = (piece % blocks, piece / blocks * panel);
         // SAFETY: the caller's guarantees, for this block's rows and this panel's pixels.
-        unsafe { block_product(a, block, b as *const f32, rows, start..(start + panel).min(n), out.get(), out_rs) }
+        unsafe { block_product(a, block, b as *const f32, rows, start..(start + panel).min(n), out, out_rs) }
     };
     let pieces = blocks * n.div_ceil(panel);
     if a.m * a.k * n >= 1 << 20 && pieces > 1 {
@@ -151,12 +140,12 @@ pub(super) unsafe fn product(a: &Packed, b: *const f32, rows: &[usize], n: usize
 const PANEL: usize = 16 * 1024;
 
 /// One block of [`ROWS`] rows of [`product`] over the pixels `pixels`, [`COLS`] at a time.
-unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usize], pixels: std::ops::Range<usize>, out: *mut f32, out_rs: usize) {
+unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usize], pixels: std::ops::Range<usize>, out: Shared, out_rs: usize) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
         let rows = (a.m - block * ROWS).min(ROWS);
         let packed = a.data.as_ptr().add(block * ROWS * a.k);
-        let out = out.add(block * ROWS * out_rs);
+        let out = out.at(block * ROWS * out_rs);
         for j in pixels.clone().step_by(COLS) {
             let (b, out, cols) = (b.add(j), out.add(j), (pixels.end - j).min(COLS));
             match rows {
@@ -175,13 +164,17 @@ unsafe fn block_product(a: &Packed, block: usize, b: *const f32, rows_at: &[usiz
     let _ = (a, block, b, rows_at, pixels, out, out_rs);
 }
 
+/// A mask of the first `n` (at most 16) lanes of a 16-float register.
+pub(super) fn lanes(n: usize) -> u16 {
+    ((1u32 << n.min(16)) - 1) as u16
+}
+
 /// `R` rows by `cols` (<= 32) pixels: per step of `k`, two (masked) loads of `b`'s row, `R`
 /// broadcasts of the packed column, `2R` fused multiply-adds; then masked stores.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const R: usize>(a: *const f32, rows_at: &[usize], b: *const f32, cols: usize, out: *mut f32, out_rs: usize) {
-    let mask = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
-    let (lanes, high) = (mask(cols), mask(cols.saturating_sub(16)));
+    let (lanes, high) = (lanes(cols), lanes(cols.saturating_sub(16)));
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for (c, &at) in rows_at.iter().enumerate() {
         // SAFETY (the whole body): the caller's; the masked-off lanes are not read or written,
