@@ -25,20 +25,23 @@
 //! input's gradient take [`wide`]'s product instead, 1x1 and few-channel kernels included:
 //! burn's values to rounding (tests), never in training.
 
-use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::backend::{Autodiff, Flex};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor};
-use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops};
-use burn_backend::ops::ModuleOps;
+use burn_autodiff::ops::Backward;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::{Shared, contiguous, filled, graph_node, values, wide};
+
+mod backward;
+mod shifted;
+
+use backward::{InputBackward, WeightBackward};
+use shifted::wide_forward;
 
 /// flex's output tile: pixels per im2col matrix and product.
 const TILE: usize = 512;
@@ -190,156 +193,6 @@ fn eval_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, 
     if wide { wide_forward(x, &wide::packed(weight, g.c_out, g.col_len(), [g.col_len(), 1]), bias, g) } else { conv_forward(x, weight, bias, g) }
 }
 
-/// Floats of a running image's buffers on [`wide_forward`]'s shifted route at most: 32 MiB.
-const SHIFTED_FLOATS: usize = 8 << 20;
-
-/// Floats of im2col matrix per tile of [`wide_forward`]: 256 KiB, within a core's share of L2.
-const WIDE_TILE: usize = 64 * 1024;
-
-/// The convolution through [`wide::product`]. At stride 1 with no im2col matrix at all: per
-/// image a zero-padded copy, whose kernel taps are the product's rows at shifted offsets,
-/// giving outputs over the padded width (the columns past the output's are dropped). Else the
-/// batch's output pixels in tiles (a tile may span images), per tile an im2col matrix with a
-/// row per kernel tap read from the channels-first input. Each product lands in a scratch
-/// block, copied out with the bias added (after the product, as burn adds it).
-fn wide_forward(x: &FlexTensor, weight: &wide::Packed, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
-    let (x, bias) = (values(x), bias.map(values));
-    // the shifted route's per-image buffers (a padded copy, an output-sized block) only where
-    // they are modest; a huge image goes by tiles of bounded size
-    let (wp, hp) = (g.ow + g.kw - 1, g.oh + g.kh);
-    if g.sh == 1 && g.sw == 1 && g.c_in * hp * wp + g.c_out * g.oh * wp <= SHIFTED_FLOATS {
-        return shifted_forward(x, weight, bias, g);
-    }
-    let (col_len, spatial) = (g.col_len(), g.oh * g.ow);
-    let total = g.n * spatial;
-    let tile = (WIDE_TILE / col_len).max(32) / 32 * 32;
-    assert!(weight.rows() == g.c_out && x.len() == g.n * g.c_in * g.h * g.w);
-    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
-        // the tiles write their own pixels
-        let dst = Shared::new(out);
-        (0..total.div_ceil(tile)).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(col, block), t| {
-                let pixels = t * tile..((t + 1) * tile).min(total);
-                let len = pixels.len();
-                col.resize(col_len * len, 0.0);
-                tap_rows(col, x, pixels.clone(), g);
-                block.resize(g.c_out * len, 0.0);
-                // SAFETY: the CPU has AVX-512 (the caller chose this path); col is col_len rows
-                // of len, block c_out rows of len, both this tile's own.
-                let rows: Vec<usize> = (0..col_len).map(|c| c * len).collect();
-                unsafe { wide::product(weight, col.as_ptr(), &rows, len, block.as_mut_ptr(), len) };
-                let mut p = pixels.start;
-                while p < pixels.end {
-                    let (b, q) = (p / spatial, p % spatial);
-                    let run = (spatial - q).min(pixels.end - p);
-                    for co in 0..g.c_out {
-                        let src = &block[co * len + p - pixels.start..][..run];
-                        // SAFETY: pixels q..q + run of image b's channel co, inside `out` and
-                        // written by this tile only.
-                        let row = unsafe { dst.slice((b * g.c_out + co) * spatial + q, run) };
-                        with_bias(row, src, bias.map(|b| b[co]));
-                    }
-                    p += run;
-                }
-            },
-        );
-    })
-}
-
-/// [`wide_forward`] at stride 1: per image, the kernel taps as shifted rows of one padded copy.
-fn shifted_forward(x: &[f32], weight: &wide::Packed, bias: Option<&[f32]>, g: Geometry) -> FlexTensor {
-    // the padded image: the output's rows plus the kernel's, and a spare row for the dropped
-    // columns' reads past the last; as wide as the output plus the kernel
-    let (wp, hp) = (g.ow + g.kw - 1, g.oh + g.kh);
-    let (plane, padded_plane, n) = (g.h * g.w, hp * wp, g.oh * wp);
-    assert!(g.top + g.h <= hp && g.left + g.w <= wp && weight.rows() == g.c_out && x.len() == g.n * g.c_in * plane);
-    if g.kh * g.kw == 1 && g.top == 0 && g.left == 0 && (g.oh, g.ow) == (g.h, g.w) {
-        // a 1x1 kernel without padding: the image's channels are the rows, the output's the block
-        let rows: Vec<usize> = (0..g.c_in).map(|c| c * plane).collect();
-        return filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
-            out.par_chunks_mut(g.c_out * plane).zip(x.par_chunks(g.c_in * plane)).for_each(|(out, image)| {
-                // SAFETY: the CPU has AVX-512 (the caller chose this path); the image is c_in
-                // rows of `plane`, out c_out rows of `plane`, this image's own.
-                unsafe { wide::product(weight, image.as_ptr(), &rows, plane, out.as_mut_ptr(), plane) };
-                if let Some(bias) = bias {
-                    out.chunks_exact_mut(plane).zip(bias).for_each(|(row, &b)| row.iter_mut().for_each(|v| *v += b));
-                }
-            });
-        });
-    }
-    let rows: Vec<usize> = (0..g.col_len()).map(|t| (t / (g.kh * g.kw)) * padded_plane + (t / g.kw % g.kh) * wp + t % g.kw).collect();
-    filled(Shape::new([g.n, g.c_out, g.oh, g.ow]), |out| {
-        out.par_chunks_mut(g.c_out * g.oh * g.ow).zip(x.par_chunks(g.c_in * plane)).for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(padded, block), (out, image)| {
-                padded.clear();
-                padded.resize(g.c_in * padded_plane, 0.0);
-                for (dst, src) in padded.chunks_exact_mut(padded_plane).zip(image.chunks_exact(plane)) {
-                    for (y, src) in src.chunks_exact(g.w).enumerate() {
-                        dst[(g.top + y) * wp + g.left..][..g.w].copy_from_slice(src);
-                    }
-                }
-                block.resize(g.c_out * n, 0.0);
-                // SAFETY: the CPU has AVX-512 (the caller chose this path); every row reads n
-                // floats from rows[t] <= (c_in - 1) * padded_plane + (kh - 1) * wp + kw - 1, so
-                // the last ends before c_in * padded_plane (hp has a spare row); block is c_out
-                // rows of n, this image's own.
-                unsafe { wide::product(weight, padded.as_ptr(), &rows, n, block.as_mut_ptr(), n) };
-                for (co, (dst, src)) in out.chunks_exact_mut(g.oh * g.ow).zip(block.chunks_exact(n)).enumerate() {
-                    for (dst, src) in dst.chunks_exact_mut(g.ow).zip(src.chunks_exact(wp)) {
-                        with_bias(dst, &src[..g.ow], bias.map(|b| b[co]));
-                    }
-                }
-            },
-        );
-    })
-}
-
-/// `dst = src + bias` (the bias added after the product, as burn adds it), or a copy.
-fn with_bias(dst: &mut [f32], src: &[f32], bias: Option<f32>) {
-    match bias {
-        Some(b) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v + b),
-        None => dst.copy_from_slice(src),
-    }
-}
-
-/// `col` as an im2col matrix with a row per kernel tap (input channel, kernel row, kernel
-/// column, as the weight's columns run) of the batch's output pixels `pixels` (image by image,
-/// row by row): the input value under that tap, zero in the padding.
-fn tap_rows(col: &mut [f32], x: &[f32], pixels: std::ops::Range<usize>, g: Geometry) {
-    let (spatial, plane, len) = (g.oh * g.ow, g.h * g.w, pixels.len());
-    for (tap, row) in col.chunks_exact_mut(len).enumerate() {
-        let (ci, ky, kx) = (tap / (g.kh * g.kw), tap / g.kw % g.kh, tap % g.kw);
-        let (y0, y1) = valid_range(ky, g.top, g.sh, g.oh, g.h);
-        let (x0, x1) = valid_range(kx, g.left, g.sw, g.ow, g.w);
-        let mut p = pixels.start;
-        while p < pixels.end {
-            let (b, q) = (p / spatial, p % spatial);
-            let (oy, ox) = (q / g.ow, q % g.ow);
-            let run = (g.ow - ox).min(pixels.end - p);
-            let dst = &mut row[p - pixels.start..][..run];
-            // the run's pixels ox..ox + run whose tap lands inside the input
-            let lo = x0.clamp(ox, ox + run);
-            let hi = x1.clamp(lo, ox + run);
-            if oy < y0 || oy >= y1 || lo == hi {
-                dst.fill(0.0);
-            } else {
-                let src = &x[(b * g.c_in + ci) * plane + (oy * g.sh + ky - g.top) * g.w..][..g.w];
-                dst[..lo - ox].fill(0.0);
-                dst[hi - ox..].fill(0.0);
-                let first = lo * g.sw + kx - g.left;
-                if g.sw == 1 {
-                    dst[lo - ox..hi - ox].copy_from_slice(&src[first..first + hi - lo]);
-                } else {
-                    dst[lo - ox..hi - ox].iter_mut().zip(src[first..].iter().step_by(g.sw)).for_each(|(d, &v)| *d = v);
-                }
-            }
-            p += run;
-        }
-    }
-}
-
 /// The convolution, as flex's im2col path computes it (same products, same order).
 fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, g: Geometry) -> FlexTensor {
     let (x, weight, bias) = (values(x), values(weight), bias.map(values));
@@ -403,123 +256,12 @@ fn products(nhwc: &[f32], w_flat: &[f32], bias: Option<&[f32]>, g: Geometry, out
     });
 }
 
-/// The input's gradient as burn computes it (burn-backend's `conv2d_x_backward`: a transposed
-/// convolution of the output's gradient with the weight, which flex runs per image as one
-/// matrix product into columns, then adds each kernel tap's column into the image, taps in
-/// order). Here the same product, and the taps' adds as runs over a row instead of one indexed
-/// add at a time (same adds, same order, so the same bits), images and channels in parallel.
-/// `None` where flex would take another path (asymmetric padding; columns over its 8 MiB tile).
-/// With `wide`, the products are [`wide::product`]'s (the same sums to rounding).
-fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &ConvOptions<2>, wide: bool) -> Option<FlexTensor> {
-    let (taps, in_plane, plane) = (g.kh * g.kw, g.oh * g.ow, g.h * g.w);
-    let col_ch = g.c_in * taps;
-    if options.is_asymmetric() || col_ch * in_plane * 4 > 8 * 1024 * 1024 {
-        return None;
-    }
-    let (grad, weight) = (contiguous(grad), contiguous(weight));
-    // the weight's transpose (col_ch x c_out) for the wide product
-    let packed = wide.then(|| wide::packed(&weight, col_ch, g.c_out, [1, col_ch]));
-    let (grad, weight) = (values(&grad), values(&weight));
-    assert!(grad.len() == g.n * g.c_out * in_plane && weight.len() == g.c_out * col_ch);
-    let grad_rows: Vec<usize> = (0..g.c_out).map(|co| co * in_plane).collect();
-    Some(filled(Shape::new([g.n, g.c_in, g.h, g.w]), |out| {
-        out.par_chunks_mut(g.c_in * plane).zip(grad.par_chunks(g.c_out * in_plane)).for_each(|(image, grad)| {
-            // columns[c * taps + tap][input pixel]: the weight's transpose times the gradient
-            let mut columns = vec![0.0f32; col_ch * in_plane];
-            // SAFETY: columns is col_ch x in_plane (dst strides 1, in_plane); the weight read as
-            // its transpose is c_out x col_ch (strides col_ch, 1); the gradient c_out x
-            // in_plane (strides 1, in_plane): all within their slices.
-            unsafe {
-                match &packed {
-                    // the CPU has AVX-512 (the caller chose `wide`)
-                    Some(packed) => wide::product(packed, grad.as_ptr(), &grad_rows, in_plane, columns.as_mut_ptr(), in_plane),
-                    None => {
-                        product([col_ch, in_plane, g.c_out], columns.as_mut_ptr(), in_plane, (weight.as_ptr(), [col_ch, 1]), (grad.as_ptr(), [1, in_plane]))
-                    }
-                }
-            }
-            image.par_chunks_mut(plane).enumerate().for_each(|(c, dst)| {
-                for ky in 0..g.kh {
-                    let (y0, y1) = valid_range(ky, g.top, g.sh, g.oh, g.h);
-                    for kx in 0..g.kw {
-                        let (x0, x1) = valid_range(kx, g.left, g.sw, g.ow, g.w);
-                        if y0 >= y1 || x0 >= x1 {
-                            continue;
-                        }
-                        let col = &columns[(c * taps + ky * g.kw + kx) * in_plane..][..in_plane];
-                        for iy in y0..y1 {
-                            let oy = iy * g.sh + ky - g.top;
-                            let ox0 = x0 * g.sw + kx - g.left;
-                            let src = &col[iy * g.ow + x0..iy * g.ow + x1];
-                            let row = &mut dst[oy * g.w..][..g.w];
-                            if g.sw == 1 {
-                                row[ox0..ox0 + src.len()].iter_mut().zip(src).for_each(|(o, &v)| *o += v);
-                            } else {
-                                row[ox0..].iter_mut().step_by(g.sw).zip(src).for_each(|(o, &v)| *o += v);
-                            }
-                        }
-                    }
-                }
-            });
-        });
-    }))
-}
-
 /// The outputs `i` (of `outputs`) whose tap `k` lands inside the input (`0 <= i * stride + k -
 /// pad < size`), as flex's transposed convolution bounds them.
 fn valid_range(k: usize, pad: usize, stride: usize, outputs: usize, size: usize) -> (usize, usize) {
     let start = if k >= pad { 0 } else { (pad - k).div_ceil(stride) };
     let end = if k >= size + pad { 0 } else { (size + pad - k).div_ceil(stride) }.min(outputs);
     (start.min(end), end)
-}
-
-/// The input's gradient: [`x_gradient`] where it covers the geometry, else burn's.
-fn x_grad(x: &FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>, wide: bool) -> FlexTensor {
-    match backward_geometry(x, &weight, &grad, &options).and_then(|g| x_gradient(&grad, &weight, g, &options, wide)) {
-        Some(gx) => gx,
-        None => Flex::conv2d_x_backward(x.clone(), weight, grad, options),
-    }
-}
-
-/// The weight's gradient as burn computes it for groups 1 (burn-backend's
-/// `conv2d_weight_grad_no_groups`): a convolution of the input with the output's gradient,
-/// batch and channels swapped on both (the images are the input channels, the channels the
-/// batch, the kernel the output's plane), swapped back. Here the swapped copies are written
-/// straight in the channels-last and reordered layouts flex's convolution builds from them, in
-/// parallel, and the products land in the weight's layout; the convolution itself is the one
-/// flex runs, so the same bits. `None` where flex would convolve another way (stride or
-/// dilation above 1, asymmetric padding, a 1x1 plane, few channels).
-fn weight_gradient(x: &FlexTensor, grad: &FlexTensor, g: Geometry, options: &ConvOptions<2>) -> Option<FlexTensor> {
-    let inner = Geometry { n: g.c_in, c_in: g.n, c_out: g.c_out, kh: g.oh, kw: g.ow, oh: g.kh, ow: g.kw, ..g };
-    let symmetric = !options.is_asymmetric() && [g.sh, g.sw] == [1, 1];
-    let small_channels = inner.c_in <= 4 && inner.c_out <= 16;
-    if !symmetric || small_channels || inner.kh * inner.kw <= 1 || (g.h + 2 * g.top - inner.kh) + 1 != g.kh || (g.w + 2 * g.left - inner.kw) + 1 != g.kw {
-        return None;
-    }
-    let (x, grad) = (contiguous(x), contiguous(grad));
-    let (x, grad) = (values(&x), values(&grad));
-    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
-    // images: input channel ci as [h][w][batch]
-    let mut nhwc = vec![0.0f32; x.len()];
-    nhwc.par_chunks_mut(plane * g.n).enumerate().for_each(|(ci, dst)| {
-        for (b, src) in x.chunks_exact(g.c_in * plane).enumerate() {
-            for (p, &v) in src[ci * plane..][..plane].iter().enumerate() {
-                dst[p * g.n + b] = v;
-            }
-        }
-    });
-    // weights: output channel co as [plane row][plane column][batch]
-    let mut w_flat = vec![0.0f32; grad.len()];
-    w_flat.par_chunks_mut(out_plane * g.n).enumerate().for_each(|(co, dst)| {
-        for (b, src) in grad.chunks_exact(g.c_out * out_plane).enumerate() {
-            for (p, &v) in src[co * out_plane..][..out_plane].iter().enumerate() {
-                dst[p * g.n + b] = v;
-            }
-        }
-    });
-    let taps = g.kh * g.kw;
-    // image ci's channel co is the weight's [co][ci]
-    Some(filled(Shape::new([g.c_out, g.c_in, g.kh, g.kw]), |out| products(&nhwc, &w_flat, None, inner, out, [taps, g.c_in * taps])))
 }
 
 /// `col` as the im2col rows of output pixels `pixels` of one channels-last image: per pixel,
@@ -549,97 +291,10 @@ fn im2col(col: &mut Vec<f32>, image: &[f32], pixels: std::ops::Range<usize>, g: 
     }
 }
 
-#[derive(Debug)]
-struct InputBackward;
-
-impl Backward<Flex, 1> for InputBackward {
-    /// The input's values, the weight (a constant), burn's options, and whether the products
-    /// are [`wide`]'s.
-    type State = (FlexTensor, FlexTensor, ConvOptions<2>, bool);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        super::one_input_backward(ops, grads, |(x, weight, options, wide), grad| x_grad(&x, weight, grad, options, wide));
-    }
-}
-
-/// burn's own convolution node's backward (burn-autodiff's `Conv2DWithBias`/`Conv2DNoBias`):
-/// the same calls on the same values, so the same gradients.
-#[derive(Debug)]
-struct WeightBackward;
-
-impl Backward<Flex, 2> for WeightBackward {
-    /// The input's and the weight's values and burn's options.
-    type State = (FlexTensor, FlexTensor, ConvOptions<2>);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, options) = ops.state;
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone(), false));
-        }
-        if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, weight_grad(x, weight, grad, options));
-        }
-    }
-}
-
-/// The weight's gradient: [`weight_gradient`] where it covers the geometry, else burn's.
-fn weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-    match backward_geometry(&x, &weight, &grad, &options).and_then(|g| weight_gradient(&x, &grad, g, &options)) {
-        Some(wg) => wg,
-        None => Flex::conv2d_weight_backward(x, weight, grad, options),
-    }
-}
-
-/// The geometry of the convolution whose input, weight and output gradient these are, if it
-/// is one our gradients may cover: f32 throughout, groups 1, no dilation.
-fn backward_geometry(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Option<Geometry> {
-    let f32s = [x, weight, grad].iter().all(|t| t.dtype() == DType::F32);
-    if !f32s || options.groups != 1 || options.dilation != [1, 1] {
-        return None;
-    }
-    let (xs, ws, gs) = (x.shape(), weight.shape(), grad.shape());
-    Some(Geometry {
-        n: xs[0],
-        c_in: xs[1],
-        h: xs[2],
-        w: xs[3],
-        c_out: ws[0],
-        kh: ws[2],
-        kw: ws[3],
-        sh: options.stride[0],
-        sw: options.stride[1],
-        top: options.padding[0].0,
-        left: options.padding[1].0,
-        oh: gs[2],
-        ow: gs[3],
-    })
-}
-
-impl Backward<Flex, 3> for WeightBackward {
-    /// The input's, the weight's and the bias's values and burn's options.
-    type State = (FlexTensor, FlexTensor, FlexTensor, ConvOptions<2>);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, bias, options) = ops.state;
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, x_grad(&x, weight.clone(), grad.clone(), options.clone(), false));
-        }
-        if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, weight_grad(x.clone(), weight, grad.clone(), options));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, Flex::conv2d_bias_backward(x, bias, grad));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::{bits, input_gradient, random};
+    use super::backward::{weight_gradient, x_gradient};
     use super::*;
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
