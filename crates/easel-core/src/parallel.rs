@@ -67,9 +67,47 @@ fn in_lent_pool<T: Send>(size: usize, f: impl FnOnce() -> T + Send) -> T {
     let Some(pool) = lend_pool(size) else {
         return f();
     };
-    let out = pool.install(f);
+    let out = on_first_thread(&pool, f, true);
     return_pool(size, pool);
     out
+}
+
+/// `f` on `pool`'s first thread. With `awake`, the pool's other threads stay awake until it
+/// returns, taking the pieces its operations hand out as they come, instead of going to sleep
+/// between two operations and being woken for the next (a batch-1 pass of a small CNN is a
+/// few dozen operations of tens of microseconds each; perf: 20 % of a forward pass was the
+/// kernel putting the second thread to sleep and waking it). They spin only while `f` runs.
+fn on_first_thread<T: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> T + Send, awake: bool) -> T {
+    struct Finished<'a>(&'a AtomicBool);
+    impl Drop for Finished<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let f = Mutex::new(Some(f));
+    let out = Mutex::new(None);
+    let finished = AtomicBool::new(false);
+    pool.broadcast(|ctx| {
+        if ctx.index() == 0 {
+            // set even if `f` panics, so that the other threads stop
+            let _finished = Finished(&finished);
+            if let Some(f) = f.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(f());
+            }
+        } else if awake {
+            while !finished.load(Ordering::Acquire) {
+                if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+                    // the core goes to any other thread that wants it (another job's)
+                    std::thread::yield_now();
+                }
+            }
+        }
+    });
+    match out.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(t) => t,
+        // a pool always has a first thread, and broadcast runs on every thread
+        None => unreachable!("the pool's first thread did not run"),
+    }
 }
 
 /// A pool of every core held by one caller for many calls ([`PinnedPool::run`]), each of which
@@ -94,20 +132,7 @@ impl PinnedPool {
         let Some(pool) = &self.pool else {
             return f();
         };
-        let f = Mutex::new(Some(f));
-        let out = Mutex::new(None);
-        pool.broadcast(|ctx| {
-            if ctx.index() == 0
-                && let Some(f) = f.lock().unwrap_or_else(|e| e.into_inner()).take()
-            {
-                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(f());
-            }
-        });
-        match out.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(t) => t,
-            // a pool always has a first thread, and broadcast runs on every thread
-            None => unreachable!("the pool's first thread did not run"),
-        }
+        on_first_thread(pool, f, false)
     }
 }
 
@@ -121,10 +146,12 @@ impl Drop for PinnedPool {
 
 /// Runs `f` on a thread of a pool of every core (unless this thread is in a pool already, as
 /// a chunk worker is; a training step with BatchNorm uses a [`PinnedPool`]): the backend's operations then fan out from inside the pool, whose
-/// threads stay awake between operations, instead of being handed over from outside and
-/// waking them each time. The same operations, so the same numbers. Measured: the demo
-/// network's training epoch on 10,000 images 29.4 s -> 24.1 s; EfficientNet-Lite0's saliency
-/// 122-161 ms -> 108-127 ms.
+/// threads stay awake between operations ([`on_first_thread`]), instead of being handed over
+/// from outside and waking them each time. The same operations, so the same numbers.
+/// Measured: the demo network's training epoch on 10,000 images 29.4 s -> 24.1 s;
+/// EfficientNet-Lite0's saliency 122-161 ms -> 108-127 ms; with the helpers kept awake, the
+/// small CNN's saliency map 1.02-1.13 ms -> 0.85-0.96 ms and its forward pass 0.46-0.56 ms
+/// -> 0.40-0.49 ms (2,000 calls in a row, alternating).
 pub fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if rayon::current_thread_index().is_some() {
         return f();
@@ -259,6 +286,22 @@ pub fn ordered_chunks<T: Send>(
 mod tests {
     use super::*;
     use rayon::prelude::*;
+
+    /// `in_pool` runs its work on the pool with the other threads helping (a parallel sum is
+    /// the same), and a panic in the work comes back to the caller instead of leaving the
+    /// helpers waiting for it forever; the pool is usable again after.
+    #[test]
+    fn in_pool_helps_and_a_panic_ends_it() {
+        let v: Vec<u64> = (0..100_000).collect();
+        let total: u64 = in_pool(|| {
+            assert!(rayon::current_thread_index().is_some());
+            v.par_iter().sum()
+        });
+        assert_eq!(total, v.iter().sum::<u64>());
+        let r = std::panic::catch_unwind(|| in_pool(|| -> u64 { panic!("inside the pool") }));
+        assert!(r.is_err());
+        assert_eq!(in_pool(|| v.par_iter().map(|x| x * 2).sum::<u64>()), 2 * total);
+    }
 
     #[test]
     fn batch_ranges_cover_everything_in_equal_runs() {
