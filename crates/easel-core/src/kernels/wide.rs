@@ -71,9 +71,9 @@ impl Packed {
 }
 
 /// Weights packed for [`product`], with the tensors they came from and how they were read
-/// (address, length, m, k, strides).
+/// (address, length, then the packing's own key: see [`packed`] and [`packed_flipped`]).
 struct PackCache {
-    entries: Vec<(FlexTensor, [usize; 6], Arc<Packed>)>,
+    entries: Vec<(FlexTensor, [usize; 7], Arc<Packed>)>,
     floats: usize,
 }
 
@@ -90,16 +90,45 @@ static CACHE: Mutex<PackCache> = Mutex::new(PackCache { entries: Vec::new(), flo
 /// while it lives, no other tensor can have its address, and a writer would copy its values
 /// first (flex copies shared storage on write), so an address names the same values.
 pub(super) fn packed(weight: &FlexTensor, m: usize, k: usize, strides: [usize; 2]) -> Arc<Packed> {
+    cached(weight, [m, k, strides[0], strides[1], 0], |w| Packed::new(w, m, k, strides))
+}
+
+/// A convolution weight `[c_out, c_in, kh, kw]` as the kernel of its input gradient at stride
+/// 1 (a convolution of the output's gradient): `[c_in, c_out, kh, kw]`, each kernel turned
+/// half a turn, packed `c_in` x `c_out * kh * kw`; cached as [`packed`] is.
+pub(super) fn packed_flipped(weight: &FlexTensor, [c_out, c_in, kh, kw]: [usize; 4]) -> Arc<Packed> {
+    cached(weight, [c_in, c_out * kh * kw, kh, kw, 1], |w| {
+        let taps = kh * kw;
+        assert_eq!(w.len(), c_out * c_in * taps);
+        let mut flipped = vec![0.0f32; w.len()];
+        for (co, kernels) in w.chunks_exact(c_in * taps).enumerate() {
+            for (ci, kernel) in kernels.chunks_exact(taps).enumerate() {
+                let dst = &mut flipped[(ci * c_out + co) * taps..][..taps];
+                dst.iter_mut().zip(kernel.iter().rev()).for_each(|(d, &v)| *d = v);
+            }
+        }
+        Packed::new(&flipped, c_in, c_out * taps, [c_out * taps, 1])
+    })
+}
+
+/// The packing `build` makes of `weight`'s values, keyed by the tensor and `how`.
+fn cached(weight: &FlexTensor, how: [usize; 5], build: impl FnOnce(&[f32]) -> Packed) -> Arc<Packed> {
     let values = values(weight);
-    let key = [values.as_ptr() as usize, values.len(), m, k, strides[0], strides[1]];
+    let key = [values.as_ptr() as usize, values.len(), how[0], how[1], how[2], how[3], how[4]];
     let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, _, p)) = lock().entries.iter().find(|(_, k, _)| *k == key) {
         return p.clone();
     }
-    let p = Arc::new(Packed::new(values, m, k, strides));
+    let p = Arc::new(build(values));
+    let mut cache = lock();
+    // a weight only the cache still holds (its model was dropped: a sanity check's randomised
+    // copy, a model the user closed) can never be asked for again: its place is freed
+    if cache.entries.iter().any(|(t, _, _)| t.is_unique()) {
+        cache.entries.retain(|(t, _, _)| !t.is_unique());
+        cache.floats = cache.entries.iter().map(|(_, _, p)| p.data.len()).sum();
+    }
     // when full, nothing more is kept: a model larger than the cache still finds the layers
     // that fitted on every call (evicting the oldest would evict each layer before its turn)
-    let mut cache = lock();
     if cache.floats + p.data.len() <= CACHE_FLOATS {
         cache.floats += p.data.len();
         cache.entries.push((weight.clone(), key, p.clone()));
@@ -222,6 +251,21 @@ mod tests {
         let written = packed(&w, 3, 4, [4, 1]);
         assert_eq!(written.data[0], 99.0);
         assert_eq!(first.data[0], 0.0);
+    }
+
+    /// A weight nobody holds any more leaves the cache at the next packing, with its packing:
+    /// a long session's dropped models neither fill the cache nor stay in memory.
+    #[test]
+    fn dropped_weights_leave_the_cache() {
+        let w = FlexTensor::zeros(Shape::new([5, 7]), DType::F32);
+        let first = Arc::downgrade(&packed(&w, 5, 7, [7, 1]));
+        assert!(first.upgrade().is_some(), "the cache holds the packing while the weight lives");
+        let other = FlexTensor::zeros(Shape::new([5, 7]), DType::F32);
+        packed(&other, 5, 7, [7, 1]);
+        assert!(first.upgrade().is_some(), "a live weight stays");
+        drop(w);
+        packed(&other, 7, 5, [1, 7]);
+        assert!(first.upgrade().is_none(), "the dropped weight's packing was freed");
     }
 
     /// Against a double-precision product: every shape of tail (rows past a block, pixels

@@ -220,6 +220,23 @@ impl NetVisit for CollectTensors {
     }
 }
 
+/// Packs the network's convolution weights for the CPU's wide products (see
+/// [`crate::kernels::prepack`]); nothing on other devices or CPUs.
+struct Prepack;
+
+impl NetVisit for Prepack {
+    type Out = ();
+    fn visit<M: NetModule>(&mut self, module: &M) {
+        module.visit(self);
+    }
+}
+
+impl burn::module::ModuleVisitor for Prepack {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        crate::kernels::prepack(&param.val());
+    }
+}
+
 impl Net {
     /// A fresh output layer for `k` classes; the backbone is kept (fine-tuning to new classes).
     ///
@@ -261,6 +278,7 @@ impl Classifier {
     pub fn new(card: ModelCard, card_path: PathBuf, net: Net, device: &Device, hash: String) -> Classifier {
         let net = net.valid();
         let inference = net.clone().fold_batch_norm();
+        inference.visit_with(&mut Prepack);
         Classifier { card, card_path, net, device: device.clone(), hash, inference }
     }
 

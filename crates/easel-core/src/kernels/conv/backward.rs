@@ -1,6 +1,7 @@
 //! The dense convolution's gradients, by burn's own route (see the module above): the input's
-//! a transposed convolution, the weight's in training a convolution with batch and channels
-//! swapped, and the two autodiff nodes that call them.
+//! a transposed convolution (with [`wide`]'s products at stride 1, a convolution with the
+//! kernels turned half a turn), the weight's in training a convolution with batch and
+//! channels swapped, and the two autodiff nodes that call them.
 
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
@@ -12,6 +13,7 @@ use burn_backend::ops::ModuleOps;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use super::shifted::wide_forward;
 use super::{Geometry, product, products, valid_range};
 use crate::kernels::{contiguous, filled, one_input_backward, values, wide};
 
@@ -77,12 +79,36 @@ pub(super) fn x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, op
     }))
 }
 
-/// The input's gradient: [`x_gradient`] where it covers the geometry, else burn's.
+/// The input's gradient: with [`wide`]'s products at stride 1 [`flipped_x_gradient`], else
+/// [`x_gradient`] where it covers the geometry, else burn's.
 fn x_grad(x: &FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>, wide: bool) -> FlexTensor {
-    match backward_geometry(x, &weight, &grad, &options).and_then(|g| x_gradient(&grad, &weight, g, &options, wide)) {
+    let g = backward_geometry(x, &weight, &grad, &options);
+    if wide && let Some(gx) = g.and_then(|g| flipped_x_gradient(&grad, &weight, g, &options)) {
+        return gx;
+    }
+    match g.and_then(|g| x_gradient(&grad, &weight, g, &options, wide)) {
         Some(gx) => gx,
         None => Flex::conv2d_x_backward(x.clone(), weight, grad, options),
     }
+}
+
+/// The input's gradient at stride 1 as a convolution of the output's gradient with the
+/// weight's kernels turned half a turn (input and output channels swapped, padding `k - 1 -
+/// p` on each side), through [`wide_forward`]: every product lands in the gradient itself,
+/// with no column matrix to add back tap by tap (those adds were a tenth of a batched
+/// small-CNN gradient pass). The same sums as burn's in another order: its values to rounding,
+/// so for [`wide`]'s constant weights only. `None` at other strides, or padding of a kernel's
+/// size or more.
+fn flipped_x_gradient(grad: &FlexTensor, weight: &FlexTensor, g: Geometry, options: &ConvOptions<2>) -> Option<FlexTensor> {
+    let [(top, bottom), (left, right)] = options.padding;
+    let fits = [g.sh, g.sw] == [1, 1] && top.max(bottom) < g.kh && left.max(right) < g.kw;
+    if !fits || g.oh + g.kh != g.h + top + bottom + 1 || g.ow + g.kw != g.w + left + right + 1 {
+        return None;
+    }
+    let (grad, weight) = (contiguous(grad), contiguous(weight));
+    let flipped = wide::packed_flipped(&weight, [g.c_out, g.c_in, g.kh, g.kw]);
+    let turned = Geometry { c_in: g.c_out, h: g.oh, w: g.ow, c_out: g.c_in, top: g.kh - 1 - top, left: g.kw - 1 - left, oh: g.h, ow: g.w, ..g };
+    Some(wide_forward(&grad, &flipped, None, turned))
 }
 
 /// The weight's gradient as burn computes it for groups 1 (burn-backend's

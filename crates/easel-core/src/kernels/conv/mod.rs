@@ -22,8 +22,10 @@
 //! shapes, and every output gets the same adds in the same order, so values and gradients are
 //! burn's bit for bit (tests compare bits against `Conv2d::forward` and burn's autodiff). With
 //! constant weights (an evaluation-mode model) on a CPU with AVX-512, the forward and the
-//! input's gradient take [`wide`]'s product instead, 1x1 and few-channel kernels included:
-//! burn's values to rounding (tests), never in training.
+//! input's gradient take [`wide`]'s product instead, 1x1 and few-channel kernels included
+//! (at stride 1 the input's gradient as a convolution of the output's gradient with the
+//! kernels turned half a turn, straight into the gradient): burn's values to rounding
+//! (tests), never in training.
 
 use burn::backend::{Autodiff, Flex};
 use burn::nn::PaddingConfig2d;
