@@ -237,19 +237,35 @@ pub use pool::max_pool2d;
 /// ReLU as burn's (flex keeps a NaN), forward and backward split across the cores: flex runs
 /// both passes on one thread (perf: a twentieth of a demo-net training thread).
 pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let forward = |x: Tensor<D>| match constant(&x) {
+    with_backward(x, |x| elementwise(x, relu_value, burn::tensor::activation::relu), ReluBackward, |x| x)
+}
+
+/// `f` of every value of `x` (a constant f32 tensor on the CPU), in pieces across the cores;
+/// else `burns(x)`.
+fn elementwise<const D: usize>(x: Tensor<D>, f: impl Fn(f32) -> f32 + Sync, burns: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
+    match constant(&x) {
         Some(xs) => {
             let v = values(&xs);
             let y = filled(xs.shape(), |o| {
-                o.par_chunks_mut(PIECE)
-                    .zip(v.par_chunks(PIECE))
-                    .for_each(|(o, x)| vectorised!(o.iter_mut().zip(x).for_each(|(o, &x)| *o = if relu_passes(x) { x } else { 0.0 })))
+                o.par_chunks_mut(PIECE).zip(v.par_chunks(PIECE)).for_each(|(o, x)| vectorised!(o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x))))
             });
             Tensor::from_primitive::<Flex>(y)
         }
-        None => burn::tensor::activation::relu(x),
-    };
-    with_backward(x, forward, ReluBackward, |x| x)
+        None => burns(x),
+    }
+}
+
+/// flex's ReLU of one value.
+#[inline(always)]
+fn relu_value(x: f32) -> f32 {
+    if relu_passes(x) { x } else { 0.0 }
+}
+
+/// burn's `relu(x).clamp_max(6.0)` of one value, both of flex's rules (NaN passes both).
+#[inline(always)]
+fn relu6_value(x: f32) -> f32 {
+    let y = relu_value(x);
+    if y.is_nan() || y < 6.0 { y } else { 6.0 }
 }
 
 /// flex's ReLU rule: a value (and its gradient) passes where it is above zero or NaN.
@@ -298,7 +314,8 @@ fn masked_gradient(x: FlexTensor, mut grad: FlexTensor, keep: impl Fn(&mut [f32]
 /// ReLU6 as burn's `relu(x).clamp_max(6)`: the same values, and its gradient (the output's
 /// where 0 < x <= 6, zero elsewhere) in one pass instead of four.
 pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    with_backward(x, |x| burn::tensor::activation::relu(x).clamp_max(6.0), Relu6Backward, |x| x)
+    // one pass instead of flex's two (each a whole read and write of the activation)
+    with_backward(x, |x| elementwise(x, relu6_value, |x| burn::tensor::activation::relu(x).clamp_max(6.0)), Relu6Backward, |x| x)
 }
 
 #[derive(Debug)]
@@ -313,11 +330,12 @@ impl Backward<Flex, 1> for Relu6Backward {
     }
 }
 
-/// Keeps the gradient where relu's backward does (output > 0) and clamp_max's does (x <= 6).
+/// Keeps the gradient where relu's backward does (above zero or NaN) and clamp_max's does
+/// (burn's default clamp_max is a mask fill where x > 6: NaN passes).
 #[inline(always)]
 fn relu6_gradient_in_place(g: &mut [f32], x: &[f32]) {
     for (g, &x) in g.iter_mut().zip(x) {
-        if !(x > 0.0 && x <= 6.0) {
+        if !relu_passes(x) || x > 6.0 {
             *g = 0.0;
         }
     }
@@ -370,5 +388,20 @@ mod tests {
         assert_eq!(bits(relu(x.clone())), bits(theirs(x.clone())));
         let mix = random([1, 1, 1, n], &device);
         assert_eq!(input_gradient(&|x| relu(x), &x, &mix), input_gradient(&theirs, &x, &mix));
+    }
+
+    /// ReLU6 in one pass: burn's ReLU then clamp, bit for bit (zeros, NaN, 6 and around it),
+    /// values and gradients.
+    #[test]
+    fn relu6_equals_burns() {
+        let device = Device::flex();
+        let mut v: Vec<f32> = (0..3 * PIECE + 17).map(|i| ((i * 7919) % 61) as f32 * 0.25 - 5.0).collect();
+        v[..8].copy_from_slice(&[0.0, -0.0, f32::NAN, -f32::NAN, 6.0, 6.0000005, 5.9999995, f32::INFINITY]);
+        let n = v.len();
+        let x = Tensor::<1>::from_floats(v.as_slice(), &device).reshape([1, 1, 1, n]);
+        let theirs = |x: Tensor<4>| burn::tensor::activation::relu(x).clamp_max(6.0);
+        assert_eq!(bits(relu6(x.clone())), bits(theirs(x.clone())));
+        let mix = random([1, 1, 1, n], &device);
+        assert_eq!(input_gradient(&|x| relu6(x), &x, &mix), input_gradient(&theirs, &x, &mix));
     }
 }
