@@ -15,6 +15,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   fi
 fi
 
+# A cold build of the workspace and its tests writes about 7 GB under target/: say so up front
+# when the disk has less, rather than failing half an hour in with "No space left on device".
+avail_kb=$(df -Pk . 2>/dev/null | awk 'NR == 2 { print $4 }')
+if [ -n "${avail_kb:-}" ] && [ "$avail_kb" -lt $((8 * 1024 * 1024)) ] && [ ! -d target/release/deps ]; then
+  echo "warning: $((avail_kb / 1024)) MiB free here; a cold build and test run needs about 7 GB" >&2
+fi
+
 # Tests never touch the user's cache or settings.
 export EASEL_CACHE_DIR="${TMPDIR:-/tmp}/easel-test-cache-$$"
 trap 'rm -rf "$EASEL_CACHE_DIR"' EXIT
