@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 
@@ -72,11 +73,16 @@ fn in_lent_pool<T: Send>(size: usize, f: impl FnOnce() -> T + Send) -> T {
     out
 }
 
-/// `f` on `pool`'s first thread. With `awake`, the pool's other threads stay awake until it
-/// returns, taking the pieces its operations hand out as they come, instead of going to sleep
+/// `f` on `pool`'s first thread. With `awake`, the pool's other threads stay awake while it
+/// runs, taking the pieces its operations hand out as they come, instead of going to sleep
 /// between two operations and being woken for the next (a batch-1 pass of a small CNN is a
 /// few dozen operations of tens of microseconds each; perf: 20 % of a forward pass was the
-/// kernel putting the second thread to sleep and waking it). They spin only while `f` runs.
+/// kernel putting the second thread to sleep and waking it). A helper that finds no piece
+/// for [`AWAKE_IDLE`] goes back to sleeping as before.
+/// How long a helper of [`on_first_thread`] waits awake for a piece: far longer than the gaps
+/// between a CPU pass's operations, far shorter than a GPU pass.
+const AWAKE_IDLE: Duration = Duration::from_millis(1);
+
 fn on_first_thread<T: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> T + Send, awake: bool) -> T {
     struct Finished<'a>(&'a AtomicBool);
     impl Drop for Finished<'_> {
@@ -95,8 +101,15 @@ fn on_first_thread<T: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> T + Se
                 *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(f());
             }
         } else if awake {
+            let mut idle_since: Option<Instant> = None;
             while !finished.load(Ordering::Acquire) {
-                if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+                if matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+                    idle_since = None;
+                } else if idle_since.get_or_insert_with(Instant::now).elapsed() > AWAKE_IDLE {
+                    // no piece for a while (a GPU pass, a long serial stretch): back to
+                    // rayon's own idling, which sleeps until the next piece
+                    break;
+                } else {
                     // the core goes to any other thread that wants it (another job's)
                     std::thread::yield_now();
                 }

@@ -311,10 +311,10 @@ fn masked_gradient(x: FlexTensor, mut grad: FlexTensor, keep: impl Fn(&mut [f32]
     }
 }
 
-/// ReLU6 as burn's `relu(x).clamp_max(6)`: the same values, and its gradient (the output's
-/// where 0 < x <= 6, zero elsewhere) in one pass instead of four.
+/// ReLU6 as burn's `relu(x).clamp_max(6)`: the same values in one pass instead of flex's two
+/// (each a whole read and write of the activation), and its gradient (the output's where
+/// 0 < x <= 6 or x is NaN, zero elsewhere) in one pass instead of four.
 pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    // one pass instead of flex's two (each a whole read and write of the activation)
     with_backward(x, |x| elementwise(x, relu6_value, |x| burn::tensor::activation::relu(x).clamp_max(6.0)), Relu6Backward, |x| x)
 }
 

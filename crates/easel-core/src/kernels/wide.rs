@@ -116,17 +116,17 @@ fn cached(weight: &FlexTensor, how: [usize; 5], build: impl FnOnce(&[f32]) -> Pa
     let values = values(weight);
     let key = [values.as_ptr() as usize, values.len(), how[0], how[1], how[2], how[3], how[4]];
     let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, _, p)) = lock().entries.iter().find(|(_, k, _)| *k == key) {
-        return p.clone();
+    let find = |cache: &PackCache| cache.entries.iter().find(|(_, k, _)| *k == key).map(|(_, _, p)| p.clone());
+    if let Some(p) = find(&lock()) {
+        return p;
     }
     let p = Arc::new(build(values));
     let mut cache = lock();
-    // a weight only the cache still holds (its model was dropped: a sanity check's randomised
-    // copy, a model the user closed) can never be asked for again: its place is freed
-    if cache.entries.iter().any(|(t, _, _)| t.is_unique()) {
-        cache.entries.retain(|(t, _, _)| !t.is_unique());
-        cache.floats = cache.entries.iter().map(|(_, _, p)| p.data.len()).sum();
+    // another thread packed it meanwhile: one entry, and the same packing for both
+    if let Some(p) = find(&cache) {
+        return p;
     }
+    free_dropped(&mut cache);
     // when full, nothing more is kept: a model larger than the cache still finds the layers
     // that fitted on every call (evicting the oldest would evict each layer before its turn)
     if cache.floats + p.data.len() <= CACHE_FLOATS {
@@ -134,6 +134,28 @@ fn cached(weight: &FlexTensor, how: [usize; 5], build: impl FnOnce(&[f32]) -> Pa
         cache.entries.push((weight.clone(), key, p.clone()));
     }
     p
+}
+
+/// Frees the entries of weights that only the cache still holds (their model was dropped: a
+/// sanity check's randomised copy, a model the user closed): they can never be asked for
+/// again. A weight packed several ways has an entry, and a clone, per packing, so a storage
+/// is dropped when the cache's entries are all that hold it.
+fn free_dropped(cache: &mut PackCache) {
+    let storages: Vec<(usize, usize)> = cache
+        .entries
+        .iter()
+        .map(|(t, _, _)| {
+            let data = t.data_arc();
+            (Arc::as_ptr(&data) as *const () as usize, Arc::strong_count(&data) - 1)
+        })
+        .collect();
+    let held = |&(storage, count): &(usize, usize)| count > storages.iter().filter(|(s, _)| *s == storage).count();
+    if storages.iter().all(held) {
+        return;
+    }
+    let mut keep = storages.iter().map(held);
+    cache.entries.retain(|_| keep.next().unwrap_or(true));
+    cache.floats = cache.entries.iter().map(|(_, _, p)| p.data.len()).sum();
 }
 
 /// `out[r * out_rs + j] = sum over c of a[r][c] * b[rows[c] + j]` for `r < a.rows()`, `j < n`:
@@ -257,15 +279,17 @@ mod tests {
     /// a long session's dropped models neither fill the cache nor stay in memory.
     #[test]
     fn dropped_weights_leave_the_cache() {
-        let w = FlexTensor::zeros(Shape::new([5, 7]), DType::F32);
-        let first = Arc::downgrade(&packed(&w, 5, 7, [7, 1]));
-        assert!(first.upgrade().is_some(), "the cache holds the packing while the weight lives");
+        // a convolution weight packed both ways, as a loaded model's are
+        let w = FlexTensor::zeros(Shape::new([5, 7, 1, 1]), DType::F32);
+        let forward = Arc::downgrade(&packed(&w, 5, 7, [7, 1]));
+        let flipped = Arc::downgrade(&packed_flipped(&w, [5, 7, 1, 1]));
+        assert!(forward.upgrade().is_some() && flipped.upgrade().is_some(), "the cache holds the packings while the weight lives");
         let other = FlexTensor::zeros(Shape::new([5, 7]), DType::F32);
         packed(&other, 5, 7, [7, 1]);
-        assert!(first.upgrade().is_some(), "a live weight stays");
+        assert!(forward.upgrade().is_some() && flipped.upgrade().is_some(), "a live weight stays");
         drop(w);
         packed(&other, 7, 5, [1, 7]);
-        assert!(first.upgrade().is_none(), "the dropped weight's packing was freed");
+        assert!(forward.upgrade().is_none() && flipped.upgrade().is_none(), "the dropped weight's packings were freed");
     }
 
     /// Against a double-precision product: every shape of tail (rows past a block, pixels
