@@ -361,47 +361,31 @@ mod tests {
         bits(xa.grad(&g).expect("a gradient"))
     }
 
-    /// ReLU6's values and gradient equal `relu(x).clamp_max(6)`'s bit for bit, at 0 and 6 too.
-    #[test]
-    fn relu6_equals_relu_then_clamp() {
+    /// `ours` equals `theirs` bit for bit, values and input gradients, on `v` (more than one
+    /// parallel piece) with `edges` first.
+    fn equals_bit_for_bit(ours: &dyn Fn(Tensor<4>) -> Tensor<4>, theirs: &dyn Fn(Tensor<4>) -> Tensor<4>, modulo: usize, edges: &[f32]) {
         let device = Device::flex();
-        let mut v: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.25).collect();
-        v.extend([0.0, -0.0, 6.0, 6.000001, 5.999999]);
+        let mut v: Vec<f32> = (0..3 * PIECE + 17).map(|i| ((i * 7919) % modulo) as f32 * 0.25 - 5.0).collect();
+        v[..edges.len()].copy_from_slice(edges);
         let n = v.len();
         let x = Tensor::<1>::from_floats(v.as_slice(), &device).reshape([1, 1, 1, n]);
-        let theirs = |x: Tensor<4>| burn::tensor::activation::relu(x).clamp_max(6.0);
-        assert_eq!(bits(relu6(x.clone())), bits(theirs(x.clone())));
+        assert_eq!(bits(ours(x.clone())), bits(theirs(x.clone())));
         let mix = random([1, 1, 1, n], &device);
-        assert_eq!(input_gradient(&|x| relu6(x), &x, &mix), input_gradient(&theirs, &x, &mix));
+        assert_eq!(input_gradient(ours, &x, &mix), input_gradient(theirs, &x, &mix));
     }
 
     /// ReLU's values and gradient equal burn's bit for bit: at zero, -0.0 and NaN, and over
     /// more than one parallel piece.
     #[test]
     fn relu_equals_burns() {
-        let device = Device::flex();
-        let mut v: Vec<f32> = (0..3 * PIECE + 17).map(|i| ((i * 7919) % 41) as f32 * 0.25 - 5.0).collect();
-        v[..4].copy_from_slice(&[0.0, -0.0, f32::NAN, -f32::NAN]);
-        let n = v.len();
-        let x = Tensor::<1>::from_floats(v.as_slice(), &device).reshape([1, 1, 1, n]);
-        let theirs = |x: Tensor<4>| burn::tensor::activation::relu(x);
-        assert_eq!(bits(relu(x.clone())), bits(theirs(x.clone())));
-        let mix = random([1, 1, 1, n], &device);
-        assert_eq!(input_gradient(&|x| relu(x), &x, &mix), input_gradient(&theirs, &x, &mix));
+        equals_bit_for_bit(&|x| relu(x), &|x| burn::tensor::activation::relu(x), 41, &[0.0, -0.0, f32::NAN, -f32::NAN]);
     }
 
-    /// ReLU6 in one pass: burn's ReLU then clamp, bit for bit (zeros, NaN, 6 and around it),
-    /// values and gradients.
+    /// ReLU6 in one pass: burn's ReLU then clamp, bit for bit (zeros, NaN, 6 and around it,
+    /// infinity), values and gradients.
     #[test]
     fn relu6_equals_burns() {
-        let device = Device::flex();
-        let mut v: Vec<f32> = (0..3 * PIECE + 17).map(|i| ((i * 7919) % 61) as f32 * 0.25 - 5.0).collect();
-        v[..8].copy_from_slice(&[0.0, -0.0, f32::NAN, -f32::NAN, 6.0, 6.0000005, 5.9999995, f32::INFINITY]);
-        let n = v.len();
-        let x = Tensor::<1>::from_floats(v.as_slice(), &device).reshape([1, 1, 1, n]);
-        let theirs = |x: Tensor<4>| burn::tensor::activation::relu(x).clamp_max(6.0);
-        assert_eq!(bits(relu6(x.clone())), bits(theirs(x.clone())));
-        let mix = random([1, 1, 1, n], &device);
-        assert_eq!(input_gradient(&|x| relu6(x), &x, &mix), input_gradient(&theirs, &x, &mix));
+        let edges = [0.0, -0.0, f32::NAN, -f32::NAN, 6.0, 6.0000005, 5.9999995, f32::INFINITY];
+        equals_bit_for_bit(&|x| relu6(x), &|x| burn::tensor::activation::relu(x).clamp_max(6.0), 61, &edges);
     }
 }
