@@ -73,16 +73,16 @@ fn in_lent_pool<T: Send>(size: usize, f: impl FnOnce() -> T + Send) -> T {
     out
 }
 
+/// How long a helper of [`on_first_thread`] waits awake for a piece: far longer than the gaps
+/// between a CPU pass's operations, far shorter than a GPU pass.
+const AWAKE_IDLE: Duration = Duration::from_millis(1);
+
 /// `f` on `pool`'s first thread. With `awake`, the pool's other threads stay awake while it
 /// runs, taking the pieces its operations hand out as they come, instead of going to sleep
 /// between two operations and being woken for the next (a batch-1 pass of a small CNN is a
 /// few dozen operations of tens of microseconds each; perf: 20 % of a forward pass was the
 /// kernel putting the second thread to sleep and waking it). A helper that finds no piece
 /// for [`AWAKE_IDLE`] goes back to sleeping as before.
-/// How long a helper of [`on_first_thread`] waits awake for a piece: far longer than the gaps
-/// between a CPU pass's operations, far shorter than a GPU pass.
-const AWAKE_IDLE: Duration = Duration::from_millis(1);
-
 fn on_first_thread<T: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> T + Send, awake: bool) -> T {
     struct Finished<'a>(&'a AtomicBool);
     impl Drop for Finished<'_> {

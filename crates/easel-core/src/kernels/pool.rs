@@ -129,13 +129,13 @@ fn pool_plane_gradient_avx512(gx: &mut [f32], x: &[f32], grad: &[f32], g: PoolGe
     let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     // later_wins as a mask: b > a, or b NaN
     let wins = |a: __m512, b: __m512| _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
+    let lanes = super::wide::lanes;
     for (oy, grad) in grad.chunks_exact(g.ow).enumerate() {
         let (upper, lower) = gx[2 * oy * g.w..][..2 * g.w].split_at_mut(g.w);
         let (top, bottom) = (&x[2 * oy * g.w..][..2 * g.ow], &x[(2 * oy + 1) * g.w..][..2 * g.ow]);
         for start in (0..g.ow).step_by(16) {
             let count = (g.ow - start).min(16);
             // the windows' gradients, and their rows' two halves of 16 floats
-            let lanes = super::wide::lanes;
             let (m, m0, m1) = (lanes(count), lanes(2 * count), lanes((2 * count).saturating_sub(16)));
             let at = 2 * start;
             // SAFETY: the masks admit only the row's first 2 * ow floats and the first ow
